@@ -1,7 +1,7 @@
 """Stage 00 (make data): normalise the input records into data/$(RUN)/toolace.jsonl.
 
 DATA is `synthetic` (the project's own generator, seeded), a local ToolACE-format .json array or
-.jsonl file, or a hub dataset id. Every record is validated; a malformed one stops the stage with
+.jsonl file, or a hub dataset id (or a local dataset folder, loaded the same way by `datasets`). Every record is validated; a malformed one stops the stage with
 an error naming the file and record, or with --skip-bad is skipped and counted in data_stats.json.
 """
 import argparse
@@ -48,11 +48,11 @@ def load_records(data, samples, seed):
         import synthetic
 
         return [(r, f"synthetic: record {i}") for i, r in enumerate(synthetic.generate(samples, seed))]
-    if Path(data).exists():
+    if Path(data).is_file():
         if not data.endswith((".json", ".jsonl")):
             sys.exit(f"DATA={data}: expected a .json or .jsonl file in ToolACE format")
         return load_local(data)
-    return load_hub(data)
+    return load_hub(data)  # a hub id, or a local dataset folder: datasets reads both the same way
 
 
 def main():

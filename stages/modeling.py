@@ -8,12 +8,17 @@ MODEL is one of
   <dir>          a local Hugging Face checkpoint
   <hub id>       anything `from_pretrained` accepts, e.g. meta-llama/Llama-3.1-8B-Instruct
 """
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
+
+# bitsandbytes warns at import that an optional CPU kernel from the model hub is missing; it then
+# uses its own, so the warning is noise here (and there is no hub).
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 # Cached base models; ITOOL_BASE_DIR moves the cache (tests share one across temporary checkouts).
 BASE_DIR = Path(os.environ.get("ITOOL_BASE_DIR", Path(__file__).resolve().parents[1] / "checkpoints" / "base"))
@@ -172,6 +177,19 @@ def load_model(model_dir, *, adapter=None, trainable=False, qlora=False, device=
         model.eval()
         model.requires_grad_(False)
     return model
+
+
+def set_fast_kernels(model, device, attn="auto"):
+    """Speed settings for training a LoRA model: the attention kernel (auto: eager on the CPU, where
+    its bf16 matmuls beat PyTorch's flash kernel at Gemma's head sizes; sdpa on CUDA), and no fp32
+    cast of each LoRA input (peft casts it to the adapter's fp32 and autocast casts it straight
+    back; the adapter keeps fp32 weights and gradients). Returns the attention kernel used."""
+    attn = attn if attn != "auto" else ("sdpa" if device.type == "cuda" else "eager")
+    (model.get_base_model() if hasattr(model, "get_base_model") else model).set_attn_implementation(attn)
+    for module in model.modules():
+        if hasattr(module, "cast_input_dtype_enabled"):
+            module.cast_input_dtype_enabled = False
+    return attn
 
 
 def save_adapter(model, out_dir):

@@ -90,6 +90,18 @@ def record_samples(record, conversation_id):
     return samples
 
 
+def check_samples(samples, path):
+    """Raise RecordError (naming `path` and the line) unless `samples` is a non-empty list of sample
+    dicts as record_samples makes them (at least id, system, messages and answer)."""
+    if not samples:
+        raise RecordError(f"{path}: no samples")
+    for line, sample in enumerate(samples, 1):
+        for key, kind in (("id", str), ("system", str), ("messages", list), ("answer", str)):
+            if not isinstance(sample, dict) or not isinstance(sample.get(key), kind):
+                name = sample.get("id", "?") if isinstance(sample, dict) else "?"
+                raise RecordError(f"{path}: line {line}: sample {name} lacks a {kind.__name__} {key!r}")
+
+
 # --- files -------------------------------------------------------------------------------------
 
 def atomic_write_text(path, text):

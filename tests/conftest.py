@@ -52,6 +52,7 @@ def synthetic_samples():
 def copy_checkout(dest):
     """A copy of the project's code (not its data or checkpoints) in `dest`, sharing the venv and
     the base-model cache, so tests can run make without touching the real checkout."""
+    dest.mkdir(parents=True, exist_ok=True)
     for name in ("Makefile", "stages", "eval", "requirements.txt"):
         src = REPO / name
         if src.is_dir():
