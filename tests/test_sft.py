@@ -1,0 +1,283 @@
+"""Stage 02 (warm-up SFT) on the tiny random Gemma: curriculum plan, loss masking, learning, exact
+resume after a kill, the NaN guard, QLoRA, and adapters that plain peft loads."""
+import importlib.util
+import json
+import random
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import REPO, copy_checkout, make
+
+spec = importlib.util.spec_from_file_location("sft_stage", REPO / "stages" / "02_sft.py")
+sft = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sft)
+
+import logprobs  # noqa: E402  (stages/ is on sys.path once conftest is imported)
+import modeling  # noqa: E402
+import training  # noqa: E402
+from records import read_jsonl, write_jsonl  # noqa: E402
+
+LEVELS = ("easy", "medium", "hard")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tiny model gains nothing from a second thread, and on a shared, busy machine OpenMP's
+    barriers between two threads slow its many small ops down tenfold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory, synthetic_samples):
+    """easy/medium/hard.jsonl of 12 short samples each (the shortest are the easiest here)."""
+    short = sorted(synthetic_samples, key=lambda s: len(s["system"]) + len(json.dumps(s["messages"])) + len(s["answer"]))
+    out = tmp_path_factory.mktemp("splits")
+    for k, level in enumerate(LEVELS):
+        write_jsonl(out / f"{level}.jsonl", short[12 * k:12 * (k + 1)])
+    return out
+
+
+def run(splits, out, *flags):
+    sft.main(["--model", "tiny", "--splits-dir", str(splits), "--out", str(out), "--batch-size", "4",
+              "--lr", "1e-2", "--log-every", "1", *flags])
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def adapter_tensors(folder):
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+# --- the step plan (no model) -----------------------------------------------------------------
+
+def fake_encoded(sizes, seed=0):
+    rng = random.Random(seed)
+    return {level: [([1] * rng.randint(5, 50), [2] * rng.randint(1, 5)) for _ in range(n)]
+            for level, n in zip(LEVELS, sizes)}
+
+
+def test_plan_is_easy_then_medium_then_hard_with_every_sample_once_per_epoch():
+    encoded = fake_encoded((10, 7, 9))
+    plan = sft.plan_steps(encoded, "easy2hard", epochs=2, batch_size=4, max_steps=0, seed=0)
+    stages = [stage for stage, _ in plan]
+    assert stages == ["easy"] * 6 + ["medium"] * 4 + ["hard"] * 6
+    for stage, units in plan:
+        assert {level for level, _ in units} == {stage} and 1 <= len(units) <= 4
+    for level in LEVELS:
+        seen = [i for stage, units in plan if stage == level for _, i in units]
+        assert sorted(seen) == sorted(list(range(len(encoded[level]))) * 2)
+
+
+def test_mixed_plan_takes_the_same_number_of_steps_over_the_union():
+    encoded = fake_encoded((10, 7, 9))
+    curriculum = sft.plan_steps(encoded, "easy2hard", epochs=1, batch_size=4, max_steps=0, seed=0)
+    mixed = sft.plan_steps(encoded, "mixed", epochs=1, batch_size=4, max_steps=0, seed=0)
+    assert len(mixed) == len(curriculum)
+    units = sorted(u for _, batch in mixed for u in batch)
+    assert units == sorted((level, i) for level in LEVELS for i in range(len(encoded[level])))
+    assert any(len({level for level, _ in batch}) > 1 for _, batch in mixed)
+    assert all(len(batch) <= 4 for _, batch in mixed)
+
+
+def test_max_steps_keeps_every_stage_in_proportion():
+    encoded = fake_encoded((40, 40, 80))
+    plan = sft.plan_steps(encoded, "easy2hard", epochs=1, batch_size=4, max_steps=8, seed=0)
+    assert [stage for stage, _ in plan] == ["easy"] * 2 + ["medium"] * 2 + ["hard"] * 4
+    assert len(sft.plan_steps(encoded, "mixed", epochs=1, batch_size=4, max_steps=8, seed=0)) == 8
+
+
+def test_batches_group_similar_lengths():
+    rng = random.Random(1)
+    lengths = [rng.randint(10, 1000) for _ in range(256)]
+    batches = sft.length_bucketed_batches(lengths, 32, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(256))
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    shuffled = list(range(256))
+    rng.shuffle(shuffled)
+    padded_random = sum(8 * max(lengths[i] for i in shuffled[k:k + 8]) for k in range(0, 256, 8))
+    assert padded < 0.8 * padded_random
+
+
+def test_micro_batches_stay_within_the_token_budget():
+    examples = [([1] * n, [2] * 3) for n in (10, 200, 40, 90, 300, 15, 60)]
+    groups = sft.micro_batches(examples, 256)
+    assert sorted(map(id, (e for g in groups for e in g))) == sorted(map(id, examples))
+    for group in groups:
+        width = max(len(p) + len(c) for p, c in group)
+        assert len(group) == 1 or width * len(group) <= 256
+
+
+# --- the loss -----------------------------------------------------------------------------------
+
+def test_only_answer_tokens_carry_loss(tiny_model_dir, tiny_tokenizer, synthetic_samples):
+    model = modeling.load_model(tiny_model_dir, device=torch.device("cpu"))
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    examples = [modeling.encode_sample(tiny_tokenizer, s, eot) for s in synthetic_samples[:3]]
+    input_ids, _, labels = logprobs.collate(examples, tiny_tokenizer.pad_token_id)
+    with torch.no_grad():
+        ours = sft.answer_nll(model, input_ids, labels).item()
+        # reference: the full LM head on every position, cross-entropy on the answer tokens only
+        logits = model(input_ids=input_ids).logits.float()[:, :-1]
+        per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), input_ids[:, 1:], reduction="none")
+        is_answer = torch.zeros_like(per_token, dtype=torch.bool)
+        for row, (prompt, answer) in enumerate(examples):
+            is_answer[row, len(prompt) - 1:len(prompt) + len(answer) - 1] = True
+        assert ours == pytest.approx(per_token[is_answer].sum().item(), rel=1e-3)
+        assert per_token[:, :-1].sum().item() > 2 * ours  # prompt tokens would weigh a lot: they must not count
+
+        # changing a prompt token's label (marking it as a target) changes the loss; our labels never do
+        relabelled = labels.clone()
+        relabelled[0, 5] = input_ids[0, 5]
+        assert sft.answer_nll(model, input_ids, relabelled).item() != pytest.approx(ours, rel=1e-4)
+        # each row scores the same alone as padded in a batch: no attention mask is needed
+        alone = sum(sft.answer_nll(model, *logprobs.collate([e], tiny_tokenizer.pad_token_id)[::2]).item()
+                    for e in examples)
+        assert alone == pytest.approx(ours, rel=1e-3)
+
+
+def test_chunked_head_matches_the_full_head(tiny_model_dir):
+    model = modeling.load_model(tiny_model_dir, device=torch.device("cpu"))
+    torch.manual_seed(0)
+    vocab = model.config.vocab_size
+    targets = torch.randint(0, vocab, (7,))
+    for softcap in (None, 3.0):
+        model.config.final_logit_softcapping = softcap
+        hidden = (torch.randn(7, model.config.hidden_size) * 4).to(torch.bfloat16).requires_grad_()
+        full = logprobs.head_logprobs(model, hidden, targets)
+        (full * torch.arange(1.0, 8.0)).sum().backward()
+        full_grad, hidden.grad = hidden.grad, None
+        chunked = logprobs.chunked_head_logprobs(model, hidden, targets, chunk=300)  # uneven last chunk
+        (chunked * torch.arange(1.0, 8.0)).sum().backward()
+        assert torch.allclose(chunked, full, atol=1e-4)
+        assert torch.allclose(hidden.grad.float(), full_grad.float(), rtol=2e-2, atol=1e-3)
+        assert hidden.grad.dtype == torch.bfloat16
+
+
+# --- runs of the stage on the tiny model ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(splits, tmp_path_factory):
+    """An uninterrupted easy2hard run: 2 epochs of each third, state saved every 2 steps."""
+    out = tmp_path_factory.mktemp("run")
+    metrics = run(splits, out, "--epochs", "2", "--save-every", "2")
+    return out, metrics
+
+
+def mean_answer_nll(model_dir, adapter, splits, tokenizer):
+    model = modeling.load_model(model_dir, adapter=adapter, device=torch.device("cpu"))
+    eot = modeling.end_of_turn_id(tokenizer)
+    examples = [modeling.encode_sample(tokenizer, s, eot) for level in LEVELS for s in read_jsonl(splits / f"{level}.jsonl")]
+    with torch.no_grad():
+        input_ids, _, labels = logprobs.collate(examples, tokenizer.pad_token_id)
+        return sft.answer_nll(model, input_ids, labels).item() / sum(len(answer) for _, answer in examples)
+
+
+def test_loss_decreases_and_curriculum_runs_in_order(trained, splits, tiny_model_dir, tiny_tokenizer):
+    out, metrics = trained
+    assert [m["stage"] for m in metrics] == ["easy"] * 6 + ["medium"] * 6 + ["hard"] * 6
+    before = mean_answer_nll(tiny_model_dir, None, splits, tiny_tokenizer)
+    after = mean_answer_nll(tiny_model_dir, str(out), splits, tiny_tokenizer)
+    assert after < before - 0.1  # a random 2-layer model with tiny tied embeddings moves slowly
+    for m in metrics:
+        assert m["tokens_per_s"] > 0 and m["peak_memory_mib"] > 0 and m["lr"] > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 18 and summary["skipped_too_long"] == 0
+    assert not (out / "train_state.pt").exists()
+
+
+def test_stage_adapters_load_with_plain_peft(trained, tiny_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out, _ = trained
+    adapters = [adapter_tensors(out / level) for level in LEVELS] + [adapter_tensors(out)]
+    for earlier, later in zip(adapters[:2], adapters[1:3]):
+        assert any(not torch.equal(earlier[k], later[k]) for k in earlier)  # training went on between saves
+    assert all(torch.equal(adapters[2][k], adapters[3][k]) for k in adapters[3])  # final = after hard
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.tensor([[2, 40, 41, 42, 43]])
+    before = base(input_ids=ids).logits
+    model = PeftModel.from_pretrained(base, str(out))
+    loaded = {k: v for k, v in model.state_dict().items() if "lora_" in k}
+    assert len(loaded) == len(adapters[3])
+    assert not torch.allclose(model(input_ids=ids).logits, before)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_kill_and_resume_ends_with_identical_adapter(trained, splits, tmp_path, monkeypatch):
+    out, metrics = trained
+    real_step, calls = sft.train_step, []
+
+    def dies_in_step_8(*args, **kwargs):  # states are saved after steps 2, 4, 6 (and stage ends)
+        calls.append(1)
+        if len(calls) == 8:
+            raise Killed
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(sft, "train_step", dies_in_step_8)
+    with pytest.raises(Killed):
+        run(splits, tmp_path, "--epochs", "2", "--save-every", "2")
+    assert not (tmp_path / "adapter_model.safetensors").exists()
+    assert torch.load(tmp_path / "train_state.pt", weights_only=False)["step"] == 6
+
+    monkeypatch.setattr(sft, "train_step", real_step)
+    resumed = run(splits, tmp_path, "--epochs", "2", "--save-every", "2")
+    expected, got = adapter_tensors(out), adapter_tensors(tmp_path)
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    assert resumed == [{**m, "tokens_per_s": r["tokens_per_s"], "peak_memory_mib": r["peak_memory_mib"]}
+                       for m, r in zip(metrics, resumed)]  # one line per step, same losses
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_state(splits, tmp_path, monkeypatch):
+    real_nll, calls = sft.answer_nll, []
+
+    def nan_in_step_3(model, input_ids, labels):
+        nll = real_nll(model, input_ids, labels)
+        calls.append(1)
+        return nll * float("nan") if len(calls) > 2 else nll  # one micro-batch per step here
+
+    monkeypatch.setattr(sft, "answer_nll", nan_in_step_3)
+    with pytest.raises(training.NonFiniteLoss, match="step 3.*train_state.pt"):
+        run(splits, tmp_path, "--save-every", "2", "--micro-batch-tokens", "100000")
+    state = torch.load(tmp_path / "train_state.pt", weights_only=False)
+    assert state["step"] == 2 and all(torch.isfinite(v).all() for v in state["trainable"].values())
+    assert not (tmp_path / "adapter_model.safetensors").exists()
+
+
+def test_qlora_runs_and_long_samples_are_counted(splits, tmp_path, capsys):
+    run(splits, tmp_path, "--qlora", "1", "--max-steps", "3", "--max-length", "400")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["qlora"] is True and summary["steps"] == 3
+    assert summary["skipped_too_long"] > 0
+    assert f"skipped {summary['skipped_too_long']} samples longer than --max-length 400" in capsys.readouterr().err
+    assert all(torch.isfinite(t).all() for t in adapter_tensors(tmp_path).values())
+
+
+def test_missing_split_is_a_clear_error(splits, tmp_path):
+    for level in ("easy", "hard"):
+        (tmp_path / f"{level}.jsonl").write_text((splits / f"{level}.jsonl").read_text())
+    with pytest.raises(SystemExit, match="medium.jsonl: not found"):
+        sft.main(["--model", "tiny", "--splits-dir", str(tmp_path), "--out", str(tmp_path / "out")])
+
+
+def test_make_warmup_mixed_takes_as_many_steps_as_easy2hard(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    checkout = copy_checkout(tmp_path)
+    common = ["MODEL=tiny", "SAMPLES=24", "SFT_ARGS=--max-length 400 --batch-size 4"]
+    make(checkout, "warmup", "RUN=a", *common)
+    make(checkout, "warmup", "RUN=b", "CURRICULUM=mixed", *common)
+    a = json.loads((checkout / "checkpoints/a/warmup/summary.json").read_text())
+    b = json.loads((checkout / "checkpoints/b/warmup/summary.json").read_text())
+    assert a["curriculum"] == "easy2hard" and b["curriculum"] == "mixed" and a["steps"] == b["steps"] > 0
+    for level in LEVELS:
+        assert (checkout / f"checkpoints/a/warmup/{level}/adapter_model.safetensors").is_file()
+    assert (checkout / "checkpoints/b/warmup/adapter_model.safetensors").is_file()
+    assert "Nothing to be done" in make(checkout, "warmup", "RUN=a", *common).stdout
