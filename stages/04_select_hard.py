@@ -1,0 +1,130 @@
+"""Stage 04 (make iterate): the hard samples of iteration K, the top ALPHA % of the replay buffer.
+
+The replay buffer (stage 03) gives every RL sample its perplexity under policy K-1; the samples
+the policy finds least likely are the ones it has most to learn from (paper §4.3, α = 20 %).
+--stratify ranks call answers and text answers separately and keeps the top ALPHA % of each, as
+the authors' release does, so that the rarer text answers ("no function fits") are not crowded
+out by long call lists.
+
+Outputs: --out (hard.jsonl) holds the kept samples in full, hardest first, each with its
+"perplexity", so stage 05 reads nothing else; hard_stats.json beside it compares the perplexity
+quantiles of the kept samples with the whole buffer's.
+"""
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from records import RecordError, atomic_write_json, read_jsonl, write_jsonl
+
+QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+def read_buffer(path):
+    """{id: perplexity} from buffer.jsonl; every row must have an id and a finite perplexity."""
+    rows = read_jsonl(path)
+    if not rows:
+        raise RecordError(f"{path}: the replay buffer is empty")
+    buffer = {}
+    for line, row in enumerate(rows, 1):
+        where = f"{path}: row {line}"
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            raise RecordError(f"{where}: expected an object with a string 'id', got {row!r:.200}")
+        perplexity = row.get("perplexity")
+        if isinstance(perplexity, bool) or not isinstance(perplexity, (int, float)) or not math.isfinite(perplexity):
+            raise RecordError(f"{where} (id {row['id']}): perplexity must be a finite number, got {perplexity!r}")
+        if row["id"] in buffer:
+            raise RecordError(f"{where}: id {row['id']} appears twice")
+        buffer[row["id"]] = float(perplexity)
+    return buffer
+
+
+def read_samples(path):
+    """{id: sample} from the RL split; each sample needs its id and its answer kind."""
+    samples = {}
+    for line, sample in enumerate(read_jsonl(path), 1):
+        if not isinstance(sample, dict) or not isinstance(sample.get("id"), str) \
+                or sample.get("kind") not in ("call", "text"):
+            raise RecordError(f"{path}: line {line}: expected a sample with a string 'id' and a 'kind' of call or text")
+        samples[sample["id"]] = sample
+    return samples
+
+
+def top_fraction(samples, alpha):
+    """The ceil(alpha % of n) samples of highest perplexity (at least one), hardest first; ties
+    are broken by id so the choice does not depend on file order."""
+    ranked = sorted(samples, key=lambda s: (-s["perplexity"], s["id"]))
+    return ranked[:max(1, math.ceil(round(len(samples) * alpha / 100, 6)))]  # round: float error must not add one
+
+
+def select_hard(samples, alpha, stratify):
+    if not stratify:
+        return top_fraction(samples, alpha)
+    kept = []
+    for kind in sorted({s["kind"] for s in samples}):
+        kept += top_fraction([s for s in samples if s["kind"] == kind], alpha)
+    return sorted(kept, key=lambda s: (-s["perplexity"], s["id"]))
+
+
+def quantiles(values):
+    ordered = sorted(values)
+    def at(q):  # linear interpolation between the closest ranks
+        pos = q * (len(ordered) - 1)
+        low = math.floor(pos)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+    stats = {f"p{round(q * 100)}": round(at(q), 4) for q in QUANTILES}
+    stats["mean"] = round(sum(ordered) / len(ordered), 4)
+    return stats
+
+
+def describe(samples):
+    return {"samples": len(samples),
+            "by_kind": {kind: sum(s["kind"] == kind for s in samples) for kind in ("call", "text")},
+            "perplexity": quantiles([s["perplexity"] for s in samples])}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--buffer", required=True, help="buffer.jsonl from stage 03 (id, perplexity, length)")
+    parser.add_argument("--samples", required=True, help="the RL split (rl.jsonl) the buffer was computed on")
+    parser.add_argument("--alpha", type=float, default=20.0, help="percent of the buffer to keep (paper: 20)")
+    parser.add_argument("--stratify", action="store_true",
+                        help="keep the top ALPHA %% of call answers and of text answers separately")
+    parser.add_argument("--out", required=True, help="hard.jsonl; hard_stats.json is written beside it")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        if not 0 < args.alpha <= 100:
+            raise RecordError(f"--alpha must be a percentage in (0, 100], got {args.alpha}")
+        buffer = read_buffer(args.buffer)
+        samples = read_samples(args.samples)
+        missing = [i for i in buffer if i not in samples]
+        if missing:
+            raise RecordError(f"{args.buffer}: {len(missing)} id(s) not in {args.samples}, e.g. {missing[:3]}: "
+                              "the buffer was computed on other samples (re-run stage 03)")
+    except (RecordError, OSError) as e:
+        sys.exit(f"error: {e}")
+
+    scored = [{**samples[i], "perplexity": p} for i, p in buffer.items()]
+    if len(scored) < len(samples):
+        print(f"warning: {len(samples) - len(scored)} samples of {args.samples} have no perplexity in "
+              f"{args.buffer}; selecting among the {len(scored)} that do", file=sys.stderr)
+    hard = select_hard(scored, args.alpha, args.stratify)
+
+    out = Path(args.out)
+    stats = {"alpha": args.alpha, "stratify": args.stratify,
+             "unscored_samples": len(samples) - len(buffer),  # in the RL split but not in the buffer
+             "all": describe(scored), "kept": describe(hard)}
+    atomic_write_json(out.with_name("hard_stats.json"), stats)
+    write_jsonl(out, hard)  # last: it is make's target
+    all_p, kept_p = stats["all"]["perplexity"], stats["kept"]["perplexity"]
+    print(f"kept {len(hard)}/{len(scored)} samples (alpha {args.alpha:g} %{', stratified' if args.stratify else ''}): "
+          f"median perplexity {kept_p['p50']:.3g} vs {all_p['p50']:.3g} overall -> {out}")
+
+
+if __name__ == "__main__":
+    main()
