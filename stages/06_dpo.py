@@ -1,0 +1,428 @@
+"""Stage 06 (make iterate): preference optimisation of policy K-1 on iteration K's MCTS pairs.
+
+Each pair (from stage 05) is a prompt (dialogue + answer so far) with a chosen and a rejected
+next step. The policy starts from adapter K-1 and is trained with paper Eq. 11,
+
+    loss = -log σ(β·log π(y_w|x)/π_ref(y_w|x) - β·log π(y_l|x)/π_ref(y_l|x)),
+
+or, for the paper's Fig. 6 ablation, SimPO, IPO or ORPO (--loss). --beta is the strength of the
+chosen loss; left out, each loss takes its usual value (DPO β 0.1, SimPO β 2.5, IPO τ 0.1, ORPO
+λ 0.1).
+
+Reference. The reference policy is the policy at the start of the iteration (the paper's
+"reference refreshed with the latest policy"). Its log-probs are computed once, in one no-grad
+pass over the pairs before the first update, with the very micro-batches training uses: exact,
+with no second model in memory and no reference forward per step. SimPO and ORPO need none.
+
+Speed. Chosen and rejected share their prompt, which is long (tool list, dialogue) while a step
+is short. So each pair is one row, prompt + chosen + rejected, in which the rejected tokens take
+the positions right after the prompt and the attention mask hides the two completions from each
+other: one forward computes both sides and the prompt once, with the same result as two rows.
+The LM head runs only where a completion token is predicted, its log-softmax in fp32; the decoder
+runs under bf16 autocast. Pairs are bucketed by length into micro-batches, whose order is shuffled
+every epoch.
+
+Each optimizer step's loss is the sum of its pairs' losses divided by the number of pairs in the
+whole step (and ORPO's SFT term by the step's chosen-token count), so gradient accumulation over
+unevenly filled micro-batches gives the gradient of one big batch. Under torchrun (NGPU > 1) each
+rank takes its share of every step's micro-batches (and of the reference pass), and the LoRA
+gradients are summed across ranks: the same update as one process.
+
+Outputs in --out: the adapter (adapter_model.safetensors last), metrics.jsonl (one line per
+step: loss, rewards/chosen, rewards/rejected, rewards/accuracy, rewards/margin, ...) and
+summary.json. A killed run resumes from train_state.pt, saved every --save-every steps.
+"""
+import argparse
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import distributed
+import modeling
+import training
+from logprobs import decoder_hidden, head_logprobs
+from records import RecordError, atomic_write_json, read_jsonl
+
+DEFAULT_BETA = {"dpo": 0.1, "simpo": 2.5, "ipo": 0.1, "orpo": 0.1}
+NEEDS_REFERENCE = {"dpo", "ipo"}
+PAIR_FIELDS = {"id": str, "system": str, "messages": list, "prefix": str, "chosen": str, "rejected": str,
+               "chosen_ends": bool, "rejected_ends": bool}
+PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, 3  # segments of a packed row
+
+# --- losses: pure functions of per-pair log-prob sums [B] (and token counts [B]) ---------------
+# Each returns (loss per pair, reward of chosen, reward of rejected); a pair counts as correct
+# when its chosen reward is the higher.
+
+def dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta):
+    """Paper Eq. 11: the rewards are β·log π/π_ref of each completion."""
+    reward_chosen = beta * (chosen - ref_chosen)
+    reward_rejected = beta * (rejected - ref_rejected)
+    return -F.logsigmoid(reward_chosen - reward_rejected), reward_chosen, reward_rejected
+
+
+def ipo_loss(chosen, rejected, ref_chosen, ref_rejected, tau):
+    """IPO (Azar et al., 2024): regress the log-ratio margin onto 1/(2τ) instead of pushing it up
+    without bound. Rewards are τ·log π/π_ref, reported like DPO's."""
+    ratio_chosen, ratio_rejected = chosen - ref_chosen, rejected - ref_rejected
+    loss = (ratio_chosen - ratio_rejected - 1 / (2 * tau)) ** 2
+    return loss, tau * ratio_chosen, tau * ratio_rejected
+
+
+def simpo_loss(chosen, rejected, n_chosen, n_rejected, beta, gamma):
+    """SimPO (Meng et al., 2024): no reference; the reward is β·(mean token log-prob), and the
+    chosen one must beat the rejected one by the margin γ."""
+    reward_chosen = beta * chosen / n_chosen
+    reward_rejected = beta * rejected / n_rejected
+    return -F.logsigmoid(reward_chosen - reward_rejected - gamma), reward_chosen, reward_rejected
+
+
+def log1mexp(x):
+    """log(1 - e^x) for x < 0, accurate both near 0 and far below it (Mächler, 2012)."""
+    x = x.clamp(max=-1e-7)  # a mean log-prob of exactly 0 (P = 1) would give infinite odds
+    return torch.where(x > -math.log(2), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def orpo_loss(chosen, rejected, n_chosen, n_rejected, lam):
+    """ORPO's odds-ratio term (Hong et al., 2024), λ·-log σ(log odds(y_w) - log odds(y_l)), with
+    odds(y) = P/(1-P) and P the mean-token probability. ORPO's SFT term (the chosen tokens' NLL)
+    is token-level and added per step by the caller. Rewards are λ·(mean token log-prob)."""
+    mean_chosen, mean_rejected = chosen / n_chosen, rejected / n_rejected
+    log_odds = (mean_chosen - log1mexp(mean_chosen)) - (mean_rejected - log1mexp(mean_rejected))
+    return -lam * F.logsigmoid(log_odds), lam * mean_chosen, lam * mean_rejected
+
+
+def preference_loss(name, beta, gamma, chosen, rejected, n_chosen, n_rejected, ref_chosen, ref_rejected):
+    if name == "dpo":
+        return dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta)
+    if name == "ipo":
+        return ipo_loss(chosen, rejected, ref_chosen, ref_rejected, beta)
+    if name == "simpo":
+        return simpo_loss(chosen, rejected, n_chosen, n_rejected, beta, gamma)
+    if name == "orpo":
+        return orpo_loss(chosen, rejected, n_chosen, n_rejected, beta)
+    raise ValueError(f"unknown loss {name!r}")
+
+
+# --- pairs -------------------------------------------------------------------------------------
+
+def check_pair(pair, where):
+    if not isinstance(pair, dict):
+        raise RecordError(f"{where}: expected an object, got {type(pair).__name__}")
+    for field, kind in PAIR_FIELDS.items():
+        if not isinstance(pair.get(field), kind):
+            raise RecordError(f"{where}: field {field!r} must be a {kind.__name__}, got {pair.get(field)!r:.100}")
+
+
+def encode_pair(tokenizer, pair, eot_id, max_length, where):
+    """(prompt, chosen, rejected) token ids; the prompt is the dialogue plus the answer so far."""
+    check_pair(pair, where)
+    args = tokenizer, pair["system"], pair["messages"], pair["prefix"]
+    prompt, chosen = modeling.encode_continuation(*args, pair["chosen"], pair["chosen_ends"], eot_id)
+    _, rejected = modeling.encode_continuation(*args, pair["rejected"], pair["rejected_ends"], eot_id)
+    if not chosen or not rejected:
+        side = "chosen" if not chosen else "rejected"
+        raise RecordError(f"{where}: the {side} completion is empty (no tokens to learn from)")
+    if chosen == rejected:
+        raise RecordError(f"{where}: chosen and rejected are the same tokens")
+    if len(prompt) + len(chosen) + len(rejected) > max_length:
+        raise RecordError(f"{where}: {len(prompt)} + {len(chosen)} + {len(rejected)} tokens exceed "
+                          f"--max-length {max_length}")
+    return prompt, chosen, rejected
+
+
+def load_pairs(path, tokenizer, max_length, skip_bad):
+    """Encoded pairs; a bad one is an error naming it, or with --skip-bad is skipped and counted."""
+    eot_id = modeling.end_of_turn_id(tokenizer)
+    encoded, skipped = [], 0
+    for i, pair in enumerate(tqdm(read_jsonl(path), desc="tokenising pairs", unit="pair", leave=False)):
+        where = f"{path}: pair {i}" + (f" (id {pair['id']})" if isinstance(pair, dict) and "id" in pair else "")
+        try:
+            encoded.append(encode_pair(tokenizer, pair, eot_id, max_length, where))
+        except RecordError as e:
+            if not skip_bad:
+                raise
+            print(f"skipping: {e}", file=sys.stderr)
+            skipped += 1
+    return encoded, skipped
+
+
+def micro_batches(pairs, size):
+    """Lists of pair indices of similar packed length, so rows in a batch waste little padding."""
+    order = sorted(range(len(pairs)), key=lambda i: sum(map(len, pairs[i])))
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def schedule(batches, epochs, seed):
+    """The micro-batch order of the whole run: every epoch a seeded shuffle of the same batches."""
+    order = []
+    for epoch in range(epochs):
+        epoch_order = list(range(len(batches)))
+        random.Random(seed * 1000 + epoch).shuffle(epoch_order)
+        order += epoch_order
+    return order
+
+
+def attention_masks(segments, positions, config, dtype):
+    """Additive masks [B, 1, T, T] (0 = may attend, -inf-like = may not) for packed rows; the
+    eager and the sdpa kernels both take them.
+
+    A token sees earlier tokens of the prompt and of its own segment: chosen and rejected each
+    see the prompt but not each other. Sliding-window layers also drop keys W or more positions
+    back, by position, not index, since the rejected tokens reuse the chosen tokens' positions.
+    Every token sees itself, so no row of the softmax is empty (not even a pad's).
+    """
+    index = torch.arange(segments.shape[1], device=segments.device)
+    causal = index[None, :, None] >= index[None, None, :]
+    query_segment, key_segment = segments[:, :, None], segments[:, None, :]
+    visible = causal & ((key_segment == PROMPT) | (key_segment == query_segment))
+
+    def additive(allowed):
+        return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+
+    if "sliding_attention" not in (getattr(config, "layer_types", None) or ()):
+        return additive(visible)
+    near = positions[:, :, None] - positions[:, None, :] < config.sliding_window
+    return {"full_attention": additive(visible), "sliding_attention": additive(visible & near)}
+
+
+def pack(pairs, pad_id, config, device, dtype=torch.bfloat16):
+    """One row per pair: prompt, chosen, rejected; the rejected tokens are positioned right after
+    the prompt. Also where each completion token is predicted from: the hidden state just before
+    it, except for the first rejected token, which the prompt's last token predicts."""
+    width = max(sum(map(len, pair)) for pair in pairs)
+    batch = len(pairs)
+    input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
+    positions = torch.arange(width).repeat(batch, 1)
+    segments = torch.full((batch, width), PAD, dtype=torch.long)
+    rows, sources, targets, slots = [], [], [], []
+    for row, (prompt, chosen, rejected) in enumerate(pairs):
+        p, c, r = len(prompt), len(chosen), len(rejected)
+        input_ids[row, :p + c + r] = torch.tensor(prompt + chosen + rejected)
+        segments[row, :p] = PROMPT
+        segments[row, p:p + c] = CHOSEN
+        segments[row, p + c:p + c + r] = REJECTED
+        positions[row, p + c:p + c + r] = torch.arange(p, p + r)
+        rows += [row] * (c + r)
+        sources += list(range(p - 1, p + c - 1)) + [p - 1] + list(range(p + c, p + c + r - 1))
+        targets += chosen + rejected
+        slots += [row] * c + [batch + row] * r  # chosen sums go to [0, B), rejected to [B, 2B)
+    positions, segments = positions.to(device), segments.to(device)
+    return {"input_ids": input_ids.to(device), "positions": positions,
+            "masks": attention_masks(segments, positions, config, dtype),
+            "rows": torch.tensor(rows, device=device), "sources": torch.tensor(sources, device=device),
+            "targets": torch.tensor(targets, device=device), "slots": torch.tensor(slots, device=device),
+            "n_chosen": torch.tensor([len(c) for _, c, _ in pairs], dtype=torch.float32, device=device),
+            "n_rejected": torch.tensor([len(r) for _, _, r in pairs], dtype=torch.float32, device=device)}
+
+
+def pair_logprobs(model, batch):
+    """Summed log-probs of the chosen and of the rejected completion of every packed row: ([B], [B])."""
+    hidden = decoder_hidden(model, batch["input_ids"], batch["masks"], batch["positions"])
+    token_logps = head_logprobs(model, hidden[batch["rows"], batch["sources"]], batch["targets"])
+    rows = batch["input_ids"].shape[0]
+    sums = torch.zeros(2 * rows, dtype=token_logps.dtype, device=token_logps.device)
+    sums = sums.index_add(0, batch["slots"], token_logps)
+    return sums[:rows], sums[rows:]
+
+
+# --- training ----------------------------------------------------------------------------------
+
+@torch.no_grad()
+def reference_logprobs(model, pairs, batches, pad_id, device):
+    """[N, 2] summed log-probs of (chosen, rejected) under the starting policy, batched exactly as
+    in training so that at the first step the policy's numbers match them bit for bit."""
+    reference = torch.zeros(len(pairs), 2)
+    for indices in tqdm(distributed.shard(batches), desc="reference log-probs", unit="batch"):
+        batch = pack([pairs[i] for i in indices], pad_id, model.config, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            chosen, rejected = pair_logprobs(model, batch)
+        reference[indices] = torch.stack([chosen, rejected], dim=1).float().cpu()
+    return sum(distributed.gather(reference))  # each rank filled the rows of its own batches
+
+
+def train_step(model, optimizer, scheduler, pairs, step_batches, reference, args, device, pad_id):
+    """One optimizer step over a few micro-batches; returns the step's summed statistics."""
+    n_pairs = sum(len(indices) for indices in step_batches)
+    n_chosen_tokens = sum(len(pairs[i][1]) for indices in step_batches for i in indices)
+    totals = {"loss": 0.0, "rewards/chosen": 0.0, "rewards/rejected": 0.0, "rewards/accuracy": 0.0,
+              "rewards/margin": 0.0, "logps/chosen": 0.0, "logps/rejected": 0.0}
+    for indices in distributed.shard(step_batches):
+        batch = pack([pairs[i] for i in indices], pad_id, model.config, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            chosen, rejected = pair_logprobs(model, batch)
+        ref = reference[indices].to(device) if reference is not None else torch.zeros(len(indices), 2, device=device)
+        losses, reward_chosen, reward_rejected = preference_loss(
+            args.loss, args.beta, args.simpo_gamma, chosen, rejected, batch["n_chosen"], batch["n_rejected"],
+            ref[:, 0], ref[:, 1])
+        loss = losses.sum() / n_pairs
+        if args.loss == "orpo":  # ORPO's SFT term, token-normalised over the whole step
+            loss = loss - chosen.sum() / n_chosen_tokens
+        training.check_finite(loss, scheduler.last_epoch + 1, args.out / "train_state.pt")
+        loss.backward()
+        totals["loss"] += loss.item()
+        totals["rewards/chosen"] += reward_chosen.sum().item() / n_pairs
+        totals["rewards/rejected"] += reward_rejected.sum().item() / n_pairs
+        totals["rewards/accuracy"] += (reward_chosen > reward_rejected).sum().item() / n_pairs
+        totals["rewards/margin"] += (reward_chosen - reward_rejected).sum().item() / n_pairs
+        totals["logps/chosen"] += (chosen / batch["n_chosen"]).sum().item() / n_pairs
+        totals["logps/rejected"] += (rejected / batch["n_rejected"]).sum().item() / n_pairs
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:  # each rank's gradient is its share of the step's sum: add them up
+        if p.grad is None:  # a rank left without a micro-batch in this step
+            p.grad = torch.zeros_like(p)
+        distributed.all_sum(p.grad)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    totals = dict(zip(totals, distributed.all_sum(torch.tensor(list(totals.values()), dtype=torch.float64)).tolist()))
+    return {**totals, "grad_norm": grad_norm.item(), "pairs": n_pairs}
+
+
+def carry_over(args, n_skipped):
+    """--allow-empty with no pairs: policy K is policy K-1, said loudly."""
+    if not args.adapter:
+        sys.exit("error: --allow-empty needs --adapter (the adapter to carry over)")
+    print(f"WARNING: {args.pairs} holds no usable pair; the adapter of {args.adapter} is carried over "
+          f"unchanged to {args.out} (iteration without preference training)", file=sys.stderr)
+    model = modeling.load_model(modeling.resolve_model(args.model), adapter=args.adapter)
+    atomic_write_json(args.out / "summary.json", {"pairs": 0, "skipped": n_skipped, "carried_over": True})
+    modeling.save_adapter(model, args.out)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="gemma-3-270m", help="base model (see modeling.py)")
+    parser.add_argument("--qlora", default="auto", help="auto (4-bit on CUDA only) | 1 | 0")
+    parser.add_argument("--adapter", help="adapter dir of policy K-1 to start from (default: a fresh LoRA)")
+    parser.add_argument("--pairs", required=True, type=Path, help="pairs.jsonl from stage 05")
+    parser.add_argument("--out", required=True, type=Path, help="output dir of policy K")
+    parser.add_argument("--loss", default="dpo", choices=sorted(DEFAULT_BETA))
+    parser.add_argument("--beta", type=float, help="DPO/SimPO β, IPO τ, ORPO λ (default: " +
+                        ", ".join(f"{k} {v}" for k, v in DEFAULT_BETA.items()) + ")")
+    parser.add_argument("--simpo-gamma", type=float, default=0.5, help="SimPO reward margin γ")
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--warmup-ratio", type=float, default=0.1, help="share of steps with linear lr warm-up")
+    parser.add_argument("--max-grad-norm", type=float, default=1.0)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step")
+    parser.add_argument("--micro-batch", type=int, default=2, help="pairs per forward pass")
+    parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
+    parser.add_argument("--max-length", type=int, default=4096, help="longest prompt + chosen + rejected, in tokens")
+    parser.add_argument("--lora-r", type=int, default=8, help="rank of a fresh adapter (no --adapter)")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="less memory, ~30%% slower")
+    parser.add_argument("--attn", default="auto", help="attention kernel: auto (eager on CPU, sdpa on CUDA) | sdpa | eager")
+    parser.add_argument("--save-every", type=int, default=5, help="steps between resumable states")
+    parser.add_argument("--skip-bad", action="store_true", help="skip malformed pairs (counted) instead of stopping")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="with no usable pair, carry adapter K-1 over unchanged instead of stopping")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.beta is None:
+        args.beta = DEFAULT_BETA[args.loss]
+    if args.micro_batch < 1 or args.batch_size < args.micro_batch:
+        parser.error("need 1 <= --micro-batch <= --batch-size")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    _, _, device = distributed.init()
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    model_dir = modeling.resolve_model(args.model)
+    if args.adapter and not (Path(args.adapter) / "adapter_model.safetensors").is_file():
+        sys.exit(f"error: no adapter in {args.adapter} (expected adapter_model.safetensors)")
+    tokenizer = modeling.load_tokenizer(model_dir)
+    try:
+        pairs, n_skipped = load_pairs(args.pairs, tokenizer, args.max_length, args.skip_bad)
+    except (RecordError, OSError) as e:
+        sys.exit(f"error: {e}")
+    if not pairs:
+        if args.allow_empty:
+            return carry_over(args, n_skipped)
+        sys.exit(f"error: {args.pairs} holds no usable pair ({n_skipped} skipped). Stage 05 found no node whose "
+                 f"children's Q values differ enough: give it a bigger budget (MCTS_ARGS), or pass "
+                 f"DPO_ARGS=--allow-empty to carry the adapter over unchanged.")
+
+    model = modeling.load_model(model_dir, adapter=args.adapter, trainable=True, device=device,
+                                qlora=modeling.use_qlora(args.qlora, device), lora_r=args.lora_r,
+                                lora_alpha=2 * args.lora_r, gradient_checkpointing=args.gradient_checkpointing)
+    modeling.set_fast_kernels(model, device, args.attn)
+    pad_id = tokenizer.pad_token_id
+    batches = micro_batches(pairs, args.micro_batch)
+    order = schedule(batches, args.epochs, args.seed)
+    per_step = args.batch_size // args.micro_batch
+    total_steps = math.ceil(len(order) / per_step)
+    if args.max_steps:
+        total_steps = min(total_steps, args.max_steps)
+    optimizer = training.make_optimizer(model, args.lr, args.weight_decay)
+    scheduler = training.warmup_cosine(optimizer, max(1, round(args.warmup_ratio * total_steps)), total_steps)
+
+    state_path = args.out / "train_state.pt"
+    adapter_file = [Path(args.adapter) / "adapter_model.safetensors"] if args.adapter else []
+    run_id = training.fingerprint({k: str(v) for k, v in vars(args).items() if k not in ("save_every",)},
+                                  [args.pairs, *adapter_file, __file__])
+    state = training.load_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler, fingerprint=run_id)
+    start_step = state["step"] if state else 0
+    if state:
+        reference = state["extra"]["reference"]
+        print(f"resuming {args.out} at step {start_step}/{total_steps}")
+    else:
+        started = time.time()
+        reference = reference_logprobs(model, pairs, batches, pad_id, device) if args.loss in NEEDS_REFERENCE else None
+        reference_seconds = time.time() - started
+
+    def save(step):
+        if distributed.is_main():
+            training.save_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler, step=step,
+                                position=step * per_step, fingerprint=run_id, extra={"reference": reference})
+        distributed.barrier()
+
+    if not state:
+        save(0)  # the reference pass is not repeated after a kill
+    metrics = training.open_metrics(args.out / "metrics.jsonl", start_step) if distributed.is_main() else None
+    print(f"{len(pairs)} pairs ({n_skipped} skipped), {len(batches)} micro-batches of {args.micro_batch}, "
+          f"{total_steps} steps of up to {args.batch_size} pairs; loss {args.loss}, β {args.beta}, lr {args.lr}")
+
+    model.train()
+    started, trained_pairs, last = time.time(), 0, {}
+    progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, desc="dpo", unit="step",
+                    disable=not distributed.is_main())
+    for step in progress:
+        step_batches = [batches[b] for b in order[step * per_step:(step + 1) * per_step]]
+        last = train_step(model, optimizer, scheduler, pairs, step_batches, reference, args, device, pad_id)
+        trained_pairs += last["pairs"]
+        pairs_per_s = trained_pairs / (time.time() - started)
+        if metrics:
+            training.log_metrics(metrics, {"step": step + 1, "epoch": round((step + 1) * per_step / len(batches), 3),
+                                           "lr": scheduler.get_last_lr()[0], **last,
+                                           "pairs_per_s": round(pairs_per_s, 4)})
+        progress.set_postfix(loss=f"{last['loss']:.4f}", acc=f"{last['rewards/accuracy']:.2f}",
+                             margin=f"{last['rewards/margin']:.3f}", pairs_s=f"{pairs_per_s:.2f}")
+        if (step + 1) % args.save_every == 0 or step + 1 == total_steps:
+            save(step + 1)
+
+    if distributed.is_main():
+        metrics.close()
+        elapsed = time.time() - started
+        atomic_write_json(args.out / "summary.json", {
+            "pairs": len(pairs), "skipped": n_skipped, "steps": total_steps, "loss": args.loss, "beta": args.beta,
+            "lr": args.lr, "last_step": last, "train_seconds": round(elapsed, 1),
+            "reference_seconds": None if state else round(reference_seconds, 1),
+            "pairs_per_s": round(trained_pairs / elapsed, 4) if trained_pairs else None,
+            "peak_memory_mib": round(training.peak_memory_mib(device))})
+        modeling.save_adapter(model, args.out)  # the weights file appears last: make's target
+        state_path.unlink(missing_ok=True)  # done: a re-run (e.g. after editing this script) starts afresh
+    distributed.finish()
+
+
+if __name__ == "__main__":
+    main()

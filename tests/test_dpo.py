@@ -1,0 +1,263 @@
+"""Stage 06 (DPO and the Fig. 6 losses) on the tiny random Gemma: the losses against hand-computed
+values, packed chosen+rejected rows against separate rows, log 2 at the first step, learning,
+exact resume after a kill, and the errors for bad pairs."""
+import importlib.util
+import json
+import math
+import os
+import subprocess
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import REPO
+
+spec = importlib.util.spec_from_file_location("dpo_stage", REPO / "stages" / "06_dpo.py")
+dpo = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(dpo)
+
+import modeling  # noqa: E402  (stages/ is on sys.path once conftest is imported)
+from logprobs import collate, sequence_logprobs  # noqa: E402
+from records import write_jsonl  # noqa: E402
+from toolcalls import split_steps  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tiny model's ops are too small for two threads to help on a busy shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_pairs(samples, n):
+    """Step-level pairs like stage 05's: chosen = the gold next step, rejected = another sample's
+    step at the same depth; every other pair one step deep into a multi-step answer."""
+    pairs = []
+    for i, sample in enumerate(samples):
+        steps = split_steps(sample["answer"])
+        depth = 1 if len(steps) > 1 and i % 2 else 0
+        other = split_steps(samples[(i + 7) % len(samples)]["answer"])
+        at = min(depth, len(other) - 1)
+        rejected = other[at]
+        if rejected == steps[depth]:
+            continue
+        pairs.append({"id": f"{sample['id']}:{depth}", "sample_id": sample["id"], "depth": depth,
+                      "system": sample["system"], "messages": sample["messages"], "prefix": "".join(steps[:depth]),
+                      "chosen": steps[depth], "rejected": rejected, "chosen_ends": depth == len(steps) - 1,
+                      "rejected_ends": at == len(other) - 1, "q_chosen": 1.0, "q_rejected": -1.0})
+        if len(pairs) == n:
+            return pairs
+    raise AssertionError("not enough samples for the pairs")
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory, synthetic_samples):
+    path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
+    write_jsonl(path, make_pairs(synthetic_samples, 8))
+    return path
+
+
+@pytest.fixture(scope="module")
+def start_adapter(tmp_path_factory, tiny_model_dir):
+    """Policy K-1: an adapter with non-zero weights, so that it differs from the base model."""
+    torch.manual_seed(0)
+    model = modeling.load_model(tiny_model_dir, trainable=True)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    out = tmp_path_factory.mktemp("policy0")
+    modeling.save_adapter(model, out)
+    return out
+
+
+def run(pairs_file, adapter, out, *flags):
+    dpo.main(["--model", "tiny", "--pairs", str(pairs_file), "--adapter", str(adapter), "--out", str(out),
+              "--batch-size", "4", "--micro-batch", "2", *flags])
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+# --- the losses, on fixed log-probs ------------------------------------------------------------
+
+# Summed log-probs of two pairs (chosen, rejected), their references, and token counts.
+CHOSEN, REJECTED = torch.tensor([-10.0, -3.0]), torch.tensor([-14.0, -2.5])
+REF_CHOSEN, REF_REJECTED = torch.tensor([-11.0, -3.2]), torch.tensor([-12.0, -2.0])
+N_CHOSEN, N_REJECTED = torch.tensor([4.0, 3.0]), torch.tensor([7.0, 1.0])
+
+
+def log_sigmoid(x):
+    return -math.log(1 + math.exp(-x))
+
+
+def test_dpo_loss_is_eq_11():
+    loss, reward_chosen, reward_rejected = dpo.dpo_loss(CHOSEN, REJECTED, REF_CHOSEN, REF_REJECTED, beta=0.1)
+    # pair 0: β·(1 - (-2)) = 0.3; pair 1: β·(0.2 - (-0.5)) = 0.07
+    assert loss.tolist() == pytest.approx([-log_sigmoid(0.3), -log_sigmoid(0.07)], rel=1e-6)
+    assert reward_chosen.tolist() == pytest.approx([0.1, 0.02], rel=1e-5)
+    assert reward_rejected.tolist() == pytest.approx([-0.2, -0.05], rel=1e-5)
+
+
+def test_simpo_loss_uses_length_normalised_rewards_and_the_margin():
+    loss, reward_chosen, reward_rejected = dpo.simpo_loss(CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, beta=2.5, gamma=0.5)
+    # pair 0: 2.5·(-10/4) - 2.5·(-14/7) - 0.5 = -1.75; pair 1: 2.5·(-1) - 2.5·(-2.5) - 0.5 = 3.25
+    assert loss.tolist() == pytest.approx([-log_sigmoid(-1.75), -log_sigmoid(3.25)], rel=1e-6)
+    assert reward_chosen.tolist() == pytest.approx([-6.25, -2.5])
+    assert reward_rejected.tolist() == pytest.approx([-5.0, -6.25])
+
+
+def test_ipo_loss_regresses_the_margin_onto_one_over_two_tau():
+    loss, reward_chosen, _ = dpo.ipo_loss(CHOSEN, REJECTED, REF_CHOSEN, REF_REJECTED, tau=0.1)
+    # log-ratio margins 3 and 0.7, target 1/(2·0.1) = 5
+    assert loss.tolist() == pytest.approx([(3 - 5) ** 2, (0.7 - 5) ** 2], rel=1e-5)
+    assert reward_chosen.tolist() == pytest.approx([0.1, 0.02], rel=1e-5)
+
+
+def test_orpo_loss_is_lambda_times_the_log_odds_ratio_term():
+    loss, reward_chosen, _ = dpo.orpo_loss(CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, lam=0.1)
+
+    def log_odds(mean_logp):
+        p = math.exp(mean_logp)
+        return math.log(p / (1 - p))
+
+    expected = [-0.1 * log_sigmoid(log_odds(-2.5) - log_odds(-2.0)), -0.1 * log_sigmoid(log_odds(-1.0) - log_odds(-2.5))]
+    assert loss.tolist() == pytest.approx(expected, rel=1e-5)
+    assert reward_chosen.tolist() == pytest.approx([-0.25, -0.1])
+    assert torch.isfinite(dpo.orpo_loss(torch.tensor([-1e-9, -80.0]), torch.tensor([-60.0, -1e-12]),
+                                        torch.ones(2), torch.ones(2), lam=0.1)[0]).all()
+
+
+# --- packing chosen and rejected into one row -----------------------------------------------------
+
+def test_packed_row_gives_the_log_probs_of_separate_rows(tiny_model_dir, tiny_tokenizer, synthetic_samples, start_adapter):
+    """In fp32, so that only a wrong mask or position could make them differ; the prompts are longer
+    than the tiny model's 256-token sliding window, so its window is checked too."""
+    model = modeling.load_model(tiny_model_dir, adapter=str(start_adapter)).float()
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    pairs = [dpo.encode_pair(tiny_tokenizer, p, eot, 10**6, p["id"]) for p in make_pairs(synthetic_samples, 6)]
+    assert max(len(prompt) for prompt, _, _ in pairs) > model.config.sliding_window
+    with torch.no_grad():
+        for attn in ("eager", "sdpa"):
+            model.set_attn_implementation(attn)
+            batch = dpo.pack(pairs, tiny_tokenizer.pad_token_id, model.config, torch.device("cpu"), torch.float32)
+            chosen, rejected = dpo.pair_logprobs(model, batch)
+            for side, packed in ((1, chosen), (2, rejected)):
+                rows = [(pair[0], pair[side]) for pair in pairs]
+                separate = torch.cat([sequence_logprobs(model, *collate([row], tiny_tokenizer.pad_token_id))[0]
+                                      for row in rows])
+                assert torch.allclose(packed, separate, rtol=1e-5, atol=1e-3), attn
+
+
+# --- the stage ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("loss, expected", [("dpo", math.log(2)), ("ipo", (1 / (2 * 0.1)) ** 2)])
+def test_first_step_starts_from_policy_equal_to_reference(pairs_file, start_adapter, tmp_path, loss, expected):
+    metrics = run(pairs_file, start_adapter, tmp_path, "--loss", loss, "--max-steps", "1")
+    assert metrics[0]["loss"] == pytest.approx(expected, abs=1e-4)
+    assert metrics[0]["rewards/chosen"] == pytest.approx(0, abs=1e-4)
+    assert metrics[0]["rewards/margin"] == pytest.approx(0, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def trained(pairs_file, start_adapter, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dpo")
+    return out, run(pairs_file, start_adapter, out, "--epochs", "4", "--lr", "2e-3", "--save-every", "2")
+
+
+def test_reward_accuracy_and_margin_rise(trained):
+    out, metrics = trained
+    assert len(metrics) == 8  # 8 pairs, 4 per step, 4 epochs
+    first, last = metrics[0], metrics[-2:]
+    assert metrics[-1]["loss"] < first["loss"] - 0.1
+    assert all(m["rewards/accuracy"] == 1.0 for m in last)
+    assert min(m["rewards/margin"] for m in last) > first["rewards/margin"] + 0.1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pairs"] == 8 and summary["steps"] == 8
+    assert not (out / "train_state.pt").exists()  # only kept while a run is unfinished
+
+
+def test_adapter_continues_policy_k_minus_1_and_loads_with_plain_peft(trained, start_adapter, tiny_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out, _ = trained
+    start, end = load_file(str(start_adapter / "adapter_model.safetensors")), load_file(str(out / "adapter_model.safetensors"))
+    assert start.keys() == end.keys()
+    # a continuation moves away from the start, but not by a fresh adapter's distance (B = 0)
+    moved = sum((end[k] - start[k]).norm() ** 2 for k in start) ** 0.5
+    size = sum(start[k].norm() ** 2 for k in start if "lora_B" in k) ** 0.5
+    assert 0 < moved < size
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    PeftModel.from_pretrained(base, out)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_kill_and_resume_ends_with_identical_adapter(trained, pairs_file, start_adapter, tmp_path, monkeypatch):
+    out, metrics = trained
+    real_step, calls = dpo.train_step, []
+
+    def dies_in_step_5(*args, **kwargs):  # states are saved after steps 2 and 4
+        calls.append(1)
+        if len(calls) == 5:
+            raise Killed
+        return real_step(*args, **kwargs)
+
+    flags = ("--epochs", "4", "--lr", "2e-3", "--save-every", "2")
+    monkeypatch.setattr(dpo, "train_step", dies_in_step_5)
+    with pytest.raises(Killed):
+        run(pairs_file, start_adapter, tmp_path, *flags)
+    assert not (tmp_path / "adapter_model.safetensors").exists()
+    assert torch.load(tmp_path / "train_state.pt", weights_only=False)["step"] == 4
+
+    monkeypatch.setattr(dpo, "train_step", real_step)
+    resumed = run(pairs_file, start_adapter, tmp_path, *flags)
+    expected, got = load_file(str(out / "adapter_model.safetensors")), load_file(str(tmp_path / "adapter_model.safetensors"))
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    strip = lambda m: {k: v for k, v in m.items() if k != "pairs_per_s"}  # noqa: E731
+    assert [strip(m) for m in resumed] == [strip(m) for m in metrics]
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+def test_a_pair_with_an_empty_completion_is_an_error_naming_it(synthetic_samples, start_adapter, tmp_path):
+    pairs = make_pairs(synthetic_samples, 4)
+    pairs[2] = {**pairs[2], "rejected": "", "rejected_ends": False}
+    write_jsonl(tmp_path / "pairs.jsonl", pairs)
+    with pytest.raises(SystemExit, match=rf"pair 2 \(id {pairs[2]['id']}\).*rejected completion is empty"):
+        run(tmp_path / "pairs.jsonl", start_adapter, tmp_path / "out")
+    assert not (tmp_path / "out" / "adapter_model.safetensors").exists()
+
+    metrics = run(tmp_path / "pairs.jsonl", start_adapter, tmp_path / "out", "--skip-bad", "--max-steps", "1")
+    assert metrics[0]["pairs"] == 3  # the bad pair is skipped, and counted:
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["skipped"] == 1
+
+
+def test_no_pairs_is_an_error_unless_allowed_to_carry_the_adapter_over(start_adapter, tmp_path):
+    (tmp_path / "pairs.jsonl").write_text("")
+    with pytest.raises(SystemExit, match="no usable pair"):
+        run(tmp_path / "pairs.jsonl", start_adapter, tmp_path / "out")
+    run_args = ["--model", "tiny", "--pairs", str(tmp_path / "pairs.jsonl"), "--adapter", str(start_adapter),
+                "--out", str(tmp_path / "out"), "--allow-empty"]
+    dpo.main(run_args)
+    start, end = load_file(str(start_adapter / "adapter_model.safetensors")), load_file(str(tmp_path / "out" / "adapter_model.safetensors"))
+    assert all(torch.equal(start[k], end[k]) for k in start)
+
+
+def test_two_torchrun_ranks_train_the_same_adapter_as_one_process(trained, pairs_file, start_adapter, tmp_path):
+    """NGPU=2 on the CPU (gloo): each rank takes its share of every step's micro-batches and of the
+    reference pass, and the gradients are summed across ranks."""
+    out, metrics = trained
+    flags = ["--model", "tiny", "--pairs", str(pairs_file), "--adapter", str(start_adapter), "--out", str(tmp_path),
+             "--batch-size", "4", "--micro-batch", "2", "--epochs", "4", "--lr", "2e-3", "--save-every", "2"]
+    subprocess.run([str(REPO / ".venv/bin/torchrun"), "--standalone", "--nproc_per_node=2",
+                    str(REPO / "stages/06_dpo.py"), *flags], check=True, capture_output=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    expected, got = load_file(str(out / "adapter_model.safetensors")), load_file(str(tmp_path / "adapter_model.safetensors"))
+    assert all(torch.allclose(expected[k], got[k], atol=1e-6) for k in expected)
+    ranks = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [m["loss"] for m in ranks] == pytest.approx([m["loss"] for m in metrics], abs=1e-5)
