@@ -1,0 +1,111 @@
+"""What the evaluation harnesses share: the model as a batched greedy `generate(prompts) -> texts`,
+the item subset of --limit, and the partial-results file that lets a killed run resume.
+
+A prompt is {"system": str, "messages": [{"role": "user"|"assistant"|"tool", "content": str}]},
+exactly what a training sample holds before its answer, so the harnesses show a fine-tuned model
+the prompt layout it was trained on (modeling.encode_prompt). Everything model-specific hides
+behind `generate`: the tests replace it with a scripted function and need no model at all.
+"""
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "stages"))  # the shared modules: records, toolcalls, modeling, ...
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+def load_generator(model_name, adapter=None, qlora="auto", batch_size=8):
+    """`generate(prompts, max_new_tokens) -> texts` for the base model `model_name` (a MODEL value)
+    with the LoRA adapter in directory `adapter`, if any: greedy, batched, left-padded."""
+    import torch
+
+    import modeling
+
+    if adapter is not None and not (Path(adapter) / "adapter_model.safetensors").is_file():
+        sys.exit(f"--adapter {adapter}: no adapter_model.safetensors there (has the stage that writes it run?)")
+    device = modeling.default_device()
+    model_dir = modeling.resolve_model(model_name)
+    tokenizer = modeling.load_tokenizer(model_dir)
+    model = modeling.load_model(model_dir, adapter=adapter, device=device,
+                                qlora=modeling.use_qlora(qlora, device))
+    # The turn ends at <end_of_turn>; a base model that never learnt the turn format may instead
+    # open a new turn or end the document, which ends its answer just as well.
+    stops = {modeling.end_of_turn_id(tokenizer), tokenizer.eos_token_id,
+             tokenizer.convert_tokens_to_ids("<start_of_turn>")} - {None, tokenizer.unk_token_id}
+    pad_id = tokenizer.pad_token_id
+
+    @torch.inference_mode()
+    def generate_batch(rows, max_new_tokens):
+        width = max(map(len, rows))
+        input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
+        attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
+                             max_new_tokens=max_new_tokens, eos_token_id=sorted(stops), pad_token_id=pad_id)
+        texts = []
+        for ids in out[:, width:].tolist():
+            end = next((i for i, t in enumerate(ids) if t in stops), len(ids))
+            texts.append(tokenizer.decode(ids[:end], skip_special_tokens=True).strip())
+        return texts
+
+    def generate(prompts, max_new_tokens=256):
+        # Similar lengths share a batch, so little of it is padding.
+        encoded = [modeling.encode_prompt(tokenizer, p["system"], p["messages"]) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+        texts = [None] * len(prompts)
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            for i, text in zip(batch, generate_batch([encoded[i] for i in batch], max_new_tokens)):
+                texts[i] = text
+        return texts
+
+    return generate
+
+
+# --- items ---------------------------------------------------------------------------------------
+
+def spread(items, limit):
+    """`limit` items spread evenly over `items` (all of them for limit 0): the same items on every
+    run, and not only the first few topics of a file that is sorted by topic."""
+    if not limit or limit >= len(items):
+        return list(items)
+    return [items[i * len(items) // limit] for i in range(limit)]
+
+
+# --- resuming ------------------------------------------------------------------------------------
+# Generations are appended to a hidden partial file as they finish; its first line holds the
+# fingerprint of the settings that produced them. A rerun with the same fingerprint takes them
+# from there and generates only the rest; the final outputs replace the file at the end.
+
+def open_partial(path, fingerprint):
+    """Rows already generated under `fingerprint` (by id); starts the file afresh otherwise."""
+    path = Path(path)
+    rows = {}
+    if path.is_file():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        header = json.loads(lines[0]) if lines else {}
+        if header.get("fingerprint") == fingerprint:
+            for line in lines[1:]:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # the line being written when the run was killed
+                    continue
+                rows[row["id"]] = row
+            if rows:
+                print(f"Resuming: {len(rows)} generations from {path}")
+            return rows
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
+    return rows
+
+
+def append_partial(path, rows):
+    with open(path, "a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def percent(value):
+    """An accuracy in [0, 1] as the paper prints it, or a dash for none."""
+    return "–" if value is None else f"{100 * value:.2f}"
