@@ -24,8 +24,8 @@ CURRICULUM ?= easy2hard#      easy2hard | mixed (paper Fig. 4 ablation)
 ALPHA      ?= 20#             % of the replay buffer kept as hard samples
 STRATIFY   ?= 0#              1: keep the top ALPHA % of call and text answers separately
 LOSS       ?= dpo#            dpo | simpo | ipo | orpo (paper Fig. 6 ablation)
-BETA       ?= 0.1#            DPO β (SimPO: β, IPO: τ, ORPO: λ)
-DPO_LR     ?= 2e-5#           DPO learning rate
+BETA       ?=#                DPO β, SimPO β, IPO τ, ORPO λ; empty: the loss's own (0.1, 2.5, 0.1, 0.1)
+DPO_LR     ?= 5e-5#           learning rate of stage 06 (paper: 5e-5, with LoRA)
 CKPT       ?= base#           what `make eval` scores: base | warmup | iter_K | adapter dir
 LIMIT      ?= 0#              eval items per category (0 = all)
 CATEGORIES ?= all#            eval categories, comma-separated
@@ -102,11 +102,12 @@ print-%:
 TORCH_INDEX ?=#  e.g. https://download.pytorch.org/whl/cpu for a CPU-only machine without the local wheel
 
 setup: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-eval-nodeps.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $$(grep '^torch==' requirements.txt)
 	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q --no-deps -r requirements-eval-nodeps.txt  # bfcl-eval without its provider SDKs
 	@touch $@
 
 test: $(VENV)/.installed
@@ -120,54 +121,64 @@ data: $(D)/toolace.jsonl
 $(D)/toolace.jsonl: stages/00_data.py stages/synthetic.py $(LIB_DATA) $(CFG_DATA) $(wildcard $(DATA))
 	$(PY) stages/00_data.py --data $(DATA) --samples $(SAMPLES) --seed $(SEED) $(if $(filter 1,$(SKIP_BAD)),--skip-bad) --out $@
 
-SPLITS := $(addprefix $(D)/splits/,easy.jsonl medium.jsonl hard.jsonl rl.jsonl stats.json)
-split: $(SPLITS)
-$(SPLITS) &: stages/01_split_difficulty.py $(D)/toolace.jsonl $(LIB_DATA) $(CFG_SPLIT)
+# The split writes easy/medium/hard/rl.jsonl, then stats.json last: stats.json stands for all five.
+SPLIT := $(D)/splits/stats.json
+split: $(SPLIT)
+$(SPLIT): stages/01_split_difficulty.py $(D)/toolace.jsonl $(LIB_DATA) $(CFG_SPLIT)
 	$(PY) stages/01_split_difficulty.py --records $(D)/toolace.jsonl --out-dir $(D)/splits --seed $(SEED)
 
 # --- warm-up SFT (iteration-0 policy) ---------------------------------------------------------------
 warmup: $(WARMUP)
-$(WARMUP): stages/02_sft.py $(filter-out %stats.json %rl.jsonl,$(SPLITS)) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
+$(WARMUP): stages/02_sft.py $(SPLIT) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
 	$(LAUNCH) stages/02_sft.py $(MODEL_FLAGS) --splits-dir $(D)/splits --out $(C)/warmup \
 		--curriculum $(CURRICULUM) --lr $(LR) --seed $(SEED) $(SFT_ARGS)
 
 # --- iteration K: 03 replay buffer -> 04 hard samples -> 05 MCTS pairs -> 06 DPO ---------------------
 # $(1) = K, $(2) = adapter file of policy K-1
 define iteration
-$(D)/iter_$(1)/buffer.jsonl: stages/03_perplexity.py $(D)/splits/rl.jsonl $(2) $(LIB_MODEL) $(CFG_POLICY)
+$(D)/iter_$(1)/buffer.jsonl: stages/03_perplexity.py $(SPLIT) $(2) $(LIB_MODEL) $(CFG_POLICY)
 	$(LAUNCH) stages/03_perplexity.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/splits/rl.jsonl --out $$@
 
-$(D)/iter_$(1)/hard.jsonl: stages/04_select_hard.py $(D)/iter_$(1)/buffer.jsonl $(D)/splits/rl.jsonl $(LIB_DATA) $(CFG_SELECT)
+$(D)/iter_$(1)/hard.jsonl: stages/04_select_hard.py $(D)/iter_$(1)/buffer.jsonl $(SPLIT) $(LIB_DATA) $(CFG_SELECT)
 	$(PY) stages/04_select_hard.py --buffer $(D)/iter_$(1)/buffer.jsonl --samples $(D)/splits/rl.jsonl \
 		--alpha $(ALPHA) $(if $(filter 1,$(STRATIFY)),--stratify) --out $$@
 
-$(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py stages/self_eval_prompt.txt $(D)/iter_$(1)/hard.jsonl $(2) $(LIB_MODEL) $(CFG_POLICY) $(CFG_MCTS)
+$(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py stages/self_eval_prompt.txt $(D)/iter_$(1)/hard.jsonl $(2) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_MCTS)
 	$(LAUNCH) stages/05_mcts.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/iter_$(1)/hard.jsonl \
 		--out $$@ --trees-dir $(D)/iter_$(1)/trees --seed $(SEED) $(MCTS_ARGS)
 
 $(C)/iter_$(1)/$(ADAPTER): stages/06_dpo.py $(D)/iter_$(1)/pairs.jsonl $(2) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_DPO)
 	$(LAUNCH) stages/06_dpo.py $(MODEL_FLAGS) --adapter $(dir $(2)) --pairs $(D)/iter_$(1)/pairs.jsonl \
-		--out $(C)/iter_$(1) --loss $(LOSS) --beta $(BETA) --lr $(DPO_LR) --seed $(SEED) $(DPO_ARGS)
+		--out $(C)/iter_$(1) --loss $(LOSS) $(if $(BETA),--beta $(BETA)) --lr $(DPO_LR) --seed $(SEED) $(DPO_ARGS)
 endef
 $(foreach k,$(ITERS),$(eval $(call iteration,$(k),$(call policy,$(word $(k),0 $(ITERS))))))
 
 iterate: $(call policy,$(ITER))
 
 # --- evaluation, report, benchmarks ------------------------------------------------------------------
-CFG_EVAL := $(call config,eval-$(notdir $(CKPT)),MODEL=$(MODEL) LIMIT=$(LIMIT) CATEGORIES=$(CATEGORIES) $(EVAL_ARGS))
-CKPT_ADAPTER := $(if $(filter base,$(CKPT)),,$(if $(wildcard $(CKPT)/$(ADAPTER)),$(CKPT)/$(ADAPTER),$(C)/$(CKPT)/$(ADAPTER)))
-E := $(R)/$(notdir $(CKPT))
+# make eval CKPT=base|warmup|iter_K|<adapter dir>: BFCL-v3 and API-Bank -> $(R)/<checkpoint>/. The two
+# benchmarks are separate targets: an edit to one harness, CATEGORIES or API_BANK reruns only that one.
+API_BANK ?= ../shared/data/api-bank#  API-Bank data dir (level-{1,2}-api.json) or hub id
+CKPT_NAME := $(notdir $(patsubst %/,%,$(CKPT)))
+CKPT_ADAPTER := $(if $(filter base,$(CKPT)),,$(if $(wildcard $(CKPT)/$(ADAPTER)),$(patsubst %/,%,$(CKPT))/$(ADAPTER),$(C)/$(CKPT)/$(ADAPTER)))
+E := $(R)/$(CKPT_NAME)
+EVAL_FLAGS := $(MODEL_FLAGS) $(if $(CKPT_ADAPTER),--adapter $(dir $(CKPT_ADAPTER))) --out $(E) --limit $(LIMIT) $(EVAL_ARGS)
+CFG_BFCL := $(call config,eval-$(CKPT_NAME)-bfcl,MODEL=$(MODEL) QLORA=$(QLORA) CKPT=$(CKPT) LIMIT=$(LIMIT) CATEGORIES=$(CATEGORIES) $(EVAL_ARGS))
+CFG_API_BANK := $(call config,eval-$(CKPT_NAME)-api-bank,MODEL=$(MODEL) QLORA=$(QLORA) CKPT=$(CKPT) LIMIT=$(LIMIT) API_BANK=$(API_BANK) $(EVAL_ARGS))
 
 eval: $(E)/summary.json
-$(E)/summary.json: eval/bfcl.py eval/api_bank.py eval/common.py $(CKPT_ADAPTER) $(LIB_MODEL) $(CFG_EVAL)
-	$(PY) eval/bfcl.py --model $(MODEL) $(if $(CKPT_ADAPTER),--adapter $(dir $(CKPT_ADAPTER))) --out $(E) \
-		--limit $(LIMIT) --categories $(CATEGORIES) $(EVAL_ARGS)
-	$(PY) eval/api_bank.py --model $(MODEL) $(if $(CKPT_ADAPTER),--adapter $(dir $(CKPT_ADAPTER))) --out $(E) \
-		--data-dir ../shared/data/api-bank --limit $(LIMIT) $(EVAL_ARGS)
-	$(PY) eval/summarize.py --dir $(E)
+$(E)/bfcl_scores.json: eval/bfcl.py eval/common.py $(CKPT_ADAPTER) $(LIB_MODEL) $(CFG_BFCL)
+	$(PY) eval/bfcl.py $(EVAL_FLAGS) --categories $(CATEGORIES)
 
+$(E)/api_bank_scores.json: eval/api_bank.py eval/common.py $(CKPT_ADAPTER) $(LIB_MODEL) $(CFG_API_BANK) $(wildcard $(API_BANK)/level-*-api.json)
+	$(PY) eval/api_bank.py $(EVAL_FLAGS) --data-dir $(API_BANK)
+
+$(E)/summary.json: eval/summarize.py $(E)/bfcl_scores.json $(E)/api_bank_scores.json
+	$(PY) eval/summarize.py --dir $(E) --name $(CKPT_NAME)
+
+# Renders whatever summaries exist (seconds); depending on them would re-run the eval of CKPT.
 report:
-	$(PY) eval/report.py --results $(R) --out $(R)
+	$(PY) eval/report.py --results $(R)
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/pip install -q -r requirements-bench.txt
