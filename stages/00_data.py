@@ -58,7 +58,7 @@ def load_records(data, samples, seed):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="synthetic")
-    parser.add_argument("--samples", type=int, default=2000, help="conversations to generate (synthetic only)")
+    parser.add_argument("--samples", type=int, default=1500, help="conversations to generate (synthetic only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-bad", action="store_true", help="skip malformed records (counted) instead of failing")
     parser.add_argument("--out", required=True)

@@ -22,6 +22,10 @@ positions that predict an answer token.
 
 Killed and re-run with the same settings, the stage resumes from the last state saved (every
 --save-every steps) and ends with the same adapter as an uninterrupted run.
+
+Under torchrun (make NGPU=N) every rank takes its share of each step's samples, the LoRA gradients
+are summed across ranks and every loss is divided by the step's total answer-token count, so the
+update is the one a single process makes; rank 0 writes adapters, metrics and training state.
 """
 import argparse
 import math
@@ -40,6 +44,7 @@ os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+import distributed  # noqa: E402
 import modeling  # noqa: E402
 import training  # noqa: E402
 from logprobs import chunked_head_logprobs, collate, target_logprobs  # noqa: E402
@@ -209,9 +214,17 @@ def answer_nll(model, input_ids, labels):
     return -token_logps.sum()
 
 
+def rank_share(examples):
+    """This rank's samples of a step: dealt out in length order, so every rank gets a similar load."""
+    return distributed.shard(sorted(examples, key=lambda e: len(e[0]) + len(e[1])))
+
+
 def train_step(model, optimizer, groups, n_targets, pad_id, device, clip, step, state_path):
     """Forward/backward every micro-batch of step number `step` (from 1) and update the weights;
-    returns (summed answer-token loss, gradient norm before clipping)."""
+    returns (answer-token loss summed over all ranks, gradient norm before clipping).
+
+    `n_targets` counts the answer tokens of the whole step on every rank, so each rank's gradient is
+    its share of the step's token mean and summing them gives the single-process update."""
     total = 0.0
     for group in groups:
         input_ids, _, labels = collate(group, pad_id, device)
@@ -221,6 +234,12 @@ def train_step(model, optimizer, groups, n_targets, pad_id, device, clip, step, 
         (nll / n_targets).backward()  # token mean over the whole step, not over this micro-batch
         total += nll.item()
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    if distributed.world_size() > 1:
+        for p in params:
+            if p.grad is None:  # a rank without a sample in this step
+                p.grad = torch.zeros_like(p)
+            distributed.all_sum(p.grad)
+        total = distributed.all_sum(torch.tensor(total, dtype=torch.float64)).item()
     grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
     if not torch.isfinite(grad_norm):
         raise training.NonFiniteLoss(f"gradient norm is {grad_norm.item()} at step {step} (finite loss); stopping "
@@ -239,7 +258,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     random.seed(args.seed)
 
-    device = modeling.default_device()
+    _, _, device = distributed.init()
+    main_rank = distributed.is_main()
     qlora = modeling.use_qlora(args.qlora, device)
     micro_batch_tokens = args.micro_batch_tokens or (8192 if device.type == "cuda" else 1024)
     model_dir = modeling.resolve_model(args.model)
@@ -248,7 +268,7 @@ def main(argv=None):
         encoded, skipped = encode_thirds(tokenizer, load_thirds(args.splits_dir), args.max_length)
     except RecordError as e:
         sys.exit(f"error: {e}")
-    if skipped:
+    if skipped and main_rank:
         print(f"skipped {len(skipped)} samples longer than --max-length {args.max_length} tokens "
               f"(e.g. {', '.join(skipped[:5])})", file=sys.stderr)
     plan = plan_steps(encoded, args.curriculum, args.epochs, args.batch_size, args.max_steps, args.seed)
@@ -263,16 +283,19 @@ def main(argv=None):
     state = training.load_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler,
                                 fingerprint=fingerprint)
     start = state["step"] if state else 0
-    if start:
+    if start and main_rank:
         print(f"resuming from {state_path} at step {start}/{len(plan)}")
-    metrics = training.open_metrics(out / "metrics.jsonl", start)
+    metrics = training.open_metrics(out / "metrics.jsonl", start) if main_rank else None
 
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"{args.curriculum}: {len(plan)} steps ({', '.join(f'{s} {sum(p[0] == s for p in plan)}' for s in stage_ends)}), "
-          f"{n_trainable / 1e6:.2f}M trainable parameters, {'QLoRA' if qlora else 'LoRA'} on {device}")
+    if main_rank:
+        print(f"{args.curriculum}: {len(plan)} steps ({', '.join(f'{s} {sum(p[0] == s for p in plan)}' for s in stage_ends)}), "
+              f"{n_trainable / 1e6:.2f}M trainable parameters, {'QLoRA' if qlora else 'LoRA'} on {device}"
+              f"{f' x {distributed.world_size()} ranks' if distributed.world_size() > 1 else ''}")
     window = {"nll": 0.0, "targets": 0, "tokens": 0, "seconds": 0.0}
     run_tokens, run_seconds = 0, 0.0
-    progress = tqdm(range(start, len(plan)), initial=start, total=len(plan), desc="warm-up", dynamic_ncols=True)
+    progress = tqdm(range(start, len(plan)), initial=start, total=len(plan), desc="warm-up", dynamic_ncols=True,
+                    disable=not main_rank)
     for step in progress:
         stage, units = plan[step]
         examples = [encoded[level][i] for level, i in units]
@@ -280,7 +303,7 @@ def main(argv=None):
         n_tokens = sum(len(prompt) + len(answer) for prompt, answer in examples)
         lr = scheduler.get_last_lr()[0]
         started = time.perf_counter()
-        nll, grad_norm = train_step(model, optimizer, micro_batches(examples, micro_batch_tokens), n_targets,
+        nll, grad_norm = train_step(model, optimizer, micro_batches(rank_share(examples), micro_batch_tokens), n_targets,
                                     tokenizer.pad_token_id, device, args.clip, step + 1, state_path)
         scheduler.step()
         seconds = time.perf_counter() - started
@@ -291,18 +314,21 @@ def main(argv=None):
         progress.set_postfix(stage=stage, loss=f"{nll / n_targets:.3f}", lr=f"{lr:.1e}", tok_s=f"{n_tokens / seconds:.0f}")
 
         done = step + 1
-        if done % args.log_every == 0 or done == len(plan) or done == stage_ends[stage]:
+        if main_rank and (done % args.log_every == 0 or done == len(plan) or done == stage_ends[stage]):
             training.log_metrics(metrics, {
                 "step": done, "stage": stage, "loss": round(window["nll"] / window["targets"], 5), "lr": lr,
                 "grad_norm": round(grad_norm, 4), "tokens_per_s": round(window["tokens"] / window["seconds"], 1),
                 "peak_memory_mib": round(training.peak_memory_mib(device))})
             window = dict.fromkeys(window, 0)
-        if done == stage_ends[stage] and args.curriculum == "easy2hard":
+        if main_rank and done == stage_ends[stage] and args.curriculum == "easy2hard":
             modeling.save_adapter(model, out / stage)
-        if done % args.save_every == 0 or done == stage_ends[stage]:
+        if main_rank and (done % args.save_every == 0 or done == stage_ends[stage]):
             training.save_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
                                 position=done, fingerprint=fingerprint)
     progress.close()
+    if not main_rank:
+        distributed.finish()
+        return
     metrics.close()
 
     summary = {
@@ -315,6 +341,7 @@ def main(argv=None):
     modeling.save_adapter(model, out)  # adapter_model.safetensors last: the file make waits for
     state_path.unlink(missing_ok=True)
     print(f"warm-up adapter -> {out}/ ({summary['tokens_per_s']} tokens/s, peak {summary['peak_memory_mib']} MiB)")
+    distributed.finish()
 
 
 if __name__ == "__main__":
