@@ -79,7 +79,7 @@ help:
 	@echo
 	@echo "Targets:"
 	@echo "  setup      virtualenv in .venv with everything installed (CPU or CUDA torch, see README)"
-	@echo "  test       fast test suite (tiny random model; ~10 min on 2 cores)"
+	@echo "  test       fast test suite (tiny random model; ~3 min on 2 cores)"
 	@echo "  test-slow  tests that load Gemma 3 270M (run in CI too)"
 	@echo "  data       $(D)/toolace.jsonl from DATA"
 	@echo "  split      $(D)/splits/{easy,medium,hard,rl}.jsonl + stats.json"

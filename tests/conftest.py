@@ -1,4 +1,5 @@
 """Shared fixtures: the stages' modules on sys.path, the tiny random model, a small sample set."""
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -10,6 +11,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "stages"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def load_stage(filename):
+    """A stage script as a module (its name starts with a digit, so `import` cannot load it)."""
+    spec = importlib.util.spec_from_file_location(filename.removesuffix(".py"), REPO / "stages" / filename)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pytest_addoption(parser):

@@ -1,7 +1,6 @@
 """Stage 06 (DPO and the Fig. 6 losses) on the tiny random Gemma: the losses against hand-computed
 values, packed chosen+rejected rows against separate rows, log 2 at the first step, learning,
 exact resume after a kill, and the errors for bad pairs."""
-import importlib.util
 import json
 import math
 import os
@@ -11,11 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO
+from conftest import REPO, load_stage
 
-spec = importlib.util.spec_from_file_location("dpo_stage", REPO / "stages" / "06_dpo.py")
-dpo = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(dpo)
+dpo = load_stage("06_dpo.py")
 
 import modeling  # noqa: E402  (stages/ is on sys.path once conftest is imported)
 from logprobs import collate, sequence_logprobs  # noqa: E402

@@ -1,6 +1,5 @@
 """Stage 05: the search tree (backup, PUCT, pairs) on hand-built trees and scripted policies, the
 step cutting used while generating, the model-backed policy's KV-cache reuse, and resuming."""
-import importlib.util
 import json
 import os
 import re
@@ -8,26 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
+from conftest import REPO, load_stage
 from records import read_jsonl, write_jsonl
 from toolcalls import split_steps
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_stage(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mcts = load_stage("05_mcts")
+mcts = load_stage("05_mcts.py")
 Step = mcts.Step
 
 

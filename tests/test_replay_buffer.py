@@ -1,29 +1,18 @@
 """Stages 03 (replay buffer: perplexity of the gold answer) and 04 (top ALPHA % hard samples)."""
-import importlib.util
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
 from tqdm import tqdm
 
+from conftest import REPO, load_stage
 import modeling
 from records import read_jsonl, write_jsonl
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_stage(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-perplexity_stage = load_stage("03_perplexity")
-select_stage = load_stage("04_select_hard")
+perplexity_stage = load_stage("03_perplexity.py")
+select_stage = load_stage("04_select_hard.py")
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,5 @@
 """Stage 02 (warm-up SFT) on the tiny random Gemma: curriculum plan, loss masking, learning, exact
 resume after a kill, the NaN guard, QLoRA, and adapters that plain peft loads."""
-import importlib.util
 import json
 import random
 
@@ -8,11 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO, copy_checkout, make
+from conftest import REPO, copy_checkout, load_stage, make
 
-spec = importlib.util.spec_from_file_location("sft_stage", REPO / "stages" / "02_sft.py")
-sft = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sft)
+sft = load_stage("02_sft.py")
 
 import logprobs  # noqa: E402  (stages/ is on sys.path once conftest is imported)
 import modeling  # noqa: E402

@@ -1,0 +1,89 @@
+"""make bench (eval/bench.py): the SFT FLOP formula, and a quick run end to end."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import modeling
+from conftest import REPO
+from logprobs import collate, head_logprobs, target_logprobs
+
+sys.path.insert(0, str(REPO / "eval"))
+import bench  # noqa: E402
+
+
+def run_bench(tmp_path, *flags, env=None):
+    result = subprocess.run([sys.executable, str(REPO / "eval/bench.py"), "--out", str(tmp_path / "bench"), *flags],
+                            capture_output=True, text=True, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout, json.loads((tmp_path / "bench" / "bench.json").read_text())
+
+
+def check_figures(stdout, report, names):
+    """Every expected figure in bench.json with positive values, and in the printed table."""
+    figures = {f["figure"]: f for f in report["figures"]}
+    assert set(figures) == set(names)
+    for f in figures.values():
+        assert f["ours"] > 0 and f["peer"] > 0 and f["ratio"] > 0, f
+        assert f["met"] == (None if f["target"] is None else f["ratio"] >= f["target"])
+        assert any(line.startswith(f["figure"]) for line in stdout.splitlines()), f"{f['figure']} not in the table"
+
+
+def test_sft_flop_formula_matches_pytorch_flop_counter(tiny_model_dir):
+    """The documented formula counts exactly the matmul FLOPs of a LoRA step with the head at the
+    answer positions (attention over the full square here, as an unmasked kernel computes it)."""
+    model = modeling.load_model(tiny_model_dir, trainable=True, device=torch.device("cpu"))
+    model.get_base_model().set_attn_implementation("eager")
+    model.enable_input_require_grads()  # the formula counts the first layer's input gradient too
+    prompt, answer = list(range(10, 50)), list(range(60, 72))
+    input_ids, _, labels = collate([(prompt, answer)], pad_id=0)
+    with FlopCounterMode(display=False) as counter:
+        token_logps, _ = target_logprobs(model, input_ids, None, labels, head=head_logprobs)
+        (-token_logps.sum()).backward()
+    shape = bench.model_shape(tiny_model_dir)
+    assert counter.get_total_flops() == bench.sft_flops(shape, len(prompt) + len(answer), len(answer), causal=False)
+
+
+@pytest.mark.parametrize("window", [None, 5, 100])
+def test_attended_keys_counts_a_causal_sliding_window_mask(window):
+    tokens = 23
+    i, j = torch.arange(tokens)[:, None], torch.arange(tokens)[None, :]
+    mask = (j <= i) & (i - j < (window or tokens))
+    assert bench.attended_keys(tokens, window) == mask.sum().item()
+
+
+def test_quick_bench_on_a_random_model(tmp_path, tiny_model_dir):
+    """--random-init with a config whose vocabulary is larger than the tokenizer's: MCTS samples ids
+    beyond the tokenizer's own and decodes them, bench.json holds its figures, the table prints them.
+    (MCTS only, to stay fast: every stage run is a process that pays ~6 s of imports.)"""
+    config = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+              "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 1500}
+    (tmp_path / "llama-test.json").write_text(json.dumps(config))
+    base = tmp_path / "base"  # the random model's cache, with the tiny model (its tokenizer) in it
+    shutil.copytree(tiny_model_dir, base / "tiny")
+    env = {**os.environ, "ITOOL_BASE_DIR": str(base)}
+    stdout, report = run_bench(tmp_path, "--quick", "--random-init", str(tmp_path / "llama-test.json"),
+                               "--only", "mcts", env=env)
+    check_figures(stdout, report, ["MCTS simulations/s", "MCTS generated tokens/s"])
+
+    tokenizer = modeling.load_tokenizer(report["model_dir"])
+    tiny = modeling.load_tokenizer(tiny_model_dir)
+    assert len(tokenizer) == 1500 and tokenizer.decode([1499]) == "<unused_1499>"
+    text = "Call get_weather(city='Paris') now."
+    assert tokenizer(text).input_ids == tiny(text).input_ids
+
+
+@pytest.mark.slow
+def test_quick_bench_has_every_figure(tmp_path):
+    """The whole --quick run on the tiny model (TRL peers included; ~1.5 minutes)."""
+    pytest.importorskip("trl")
+    stdout, report = run_bench(tmp_path, "--quick")
+    check_figures(stdout, report, ["SFT tokens/s", "SFT peak memory MiB (lower is better)", "SFT GFLOP/s",
+                                   "DPO pairs/s", "DPO peak memory MiB (lower is better)", "replay buffer samples/s",
+                                   "MCTS simulations/s", "MCTS generated tokens/s"])
+    assert report["matmul_gflops"] > 0 and report["details"]["sft"]["gflop_per_token"] > 0
