@@ -80,7 +80,7 @@ help:
 	@echo "Targets:"
 	@echo "  setup      virtualenv in .venv with everything installed (CPU or CUDA torch, see README)"
 	@echo "  test       fast test suite (tiny random model; ~3 min on 2 cores)"
-	@echo "  test-slow  tests that load Gemma 3 270M (run in CI too)"
+	@echo "  test-slow  tests that load Gemma 3 270M, and the quick benchmark with TRL (CI runs it too)"
 	@echo "  data       $(D)/toolace.jsonl from DATA"
 	@echo "  split      $(D)/splits/{easy,medium,hard,rl}.jsonl + stats.json"
 	@echo "  warmup     easy-to-hard SFT -> $(C)/warmup/"
@@ -113,7 +113,8 @@ $(VENV)/.installed: requirements.txt requirements-eval-nodeps.txt
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
-test-slow: $(VENV)/.installed
+test-slow: $(VENV)/.installed  # TRL too: the slow bench test runs the TRL peers
+	$(VENV)/bin/pip install -q -r requirements-bench.txt
 	$(PY) -m pytest -q -m slow --run-slow tests
 
 # --- data -----------------------------------------------------------------------------------------
