@@ -215,10 +215,7 @@ def verdict(text, expected):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="gemma-3-270m", help="base model: gemma-3-270m | tiny | dir | hub id")
-    parser.add_argument("--adapter", default=None, help="LoRA adapter directory (none: the base model)")
-    parser.add_argument("--qlora", default="auto", help="auto (4-bit on CUDA) | 1 | 0, as in training")
-    parser.add_argument("--out", required=True, help="output directory, e.g. eval/results/default/base")
+    common.add_checkpoint_flags(parser)
     parser.add_argument("--data-dir", default=HUB_DATASET, help="directory with level-{1,2}-api.json, or a hub dataset id")
     parser.add_argument("--limit", type=int, default=0, help="records per level, spread evenly (0 = all)")
     parser.add_argument("--batch-size", type=int, default=8)

@@ -133,7 +133,7 @@ def random_model(name):
     beside the base models (the directory name carries a hash of the config text)."""
     path = config_file(name)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
-    return str(modeling._cached(modeling.BASE_DIR / f"random-{path.stem}-{digest}",
+    return str(modeling.cached(modeling.BASE_DIR / f"random-{path.stem}-{digest}",
                                 lambda out_dir: build_random_model(path, out_dir)))
 
 

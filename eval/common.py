@@ -16,6 +16,14 @@ sys.path.insert(0, str(REPO / "stages"))  # the shared modules: records, toolcal
 
 # --- the model -----------------------------------------------------------------------------------
 
+def add_checkpoint_flags(parser):
+    """The flags naming what a harness scores and where its results go (the arguments of load_generator)."""
+    parser.add_argument("--model", default="gemma-3-270m", help="base model: gemma-3-270m | tiny | dir | hub id")
+    parser.add_argument("--adapter", default=None, help="LoRA adapter directory (none: the base model)")
+    parser.add_argument("--qlora", default="auto", help="auto (4-bit on CUDA) | 1 | 0, as in training")
+    parser.add_argument("--out", required=True, help="output directory, e.g. eval/results/default/base")
+
+
 def load_generator(model_name, adapter=None, qlora="auto", batch_size=8):
     """`generate(prompts, max_new_tokens) -> texts` for the base model `model_name` (a MODEL value)
     with the LoRA adapter in directory `adapter`, if any: greedy, batched, left-padded."""

@@ -38,9 +38,9 @@ GEMMA_CHAT_TEMPLATE = (
 def resolve_model(name, base_dir=BASE_DIR):
     """Local directory (or hub id) of the base model called `name`; builds the cached ones."""
     if name == "gemma-3-270m":
-        return str(_cached(Path(base_dir) / name, _dequantise_gemma))
+        return str(cached(Path(base_dir) / name, _dequantise_gemma))
     if name == "tiny":
-        return str(_cached(Path(base_dir) / name, _build_tiny))
+        return str(cached(Path(base_dir) / name, _build_tiny))
     if Path(name).exists():
         if not (Path(name) / "config.json").is_file():
             raise FileNotFoundError(f"MODEL={name} is a path but has no config.json: not a Hugging Face checkpoint")
@@ -48,7 +48,7 @@ def resolve_model(name, base_dir=BASE_DIR):
     return name  # a hub id: transformers downloads it (fails with its own message if offline)
 
 
-def _cached(target, build):
+def cached(target, build):
     """Build into a temp dir beside `target`, then rename: a killed build leaves no half model."""
     if (target / "config.json").is_file():
         return target
