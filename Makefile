@@ -64,7 +64,7 @@ CFG_MCTS   := $(call config,mcts,SEED=$(SEED) $(MCTS_ARGS))
 CFG_DPO    := $(call config,dpo,LOSS=$(LOSS) BETA=$(BETA) DPO_LR=$(DPO_LR) SEED=$(SEED) $(DPO_ARGS))
 
 # Shared modules, as dependencies of the stages that import them.
-LIB_DATA  := stages/records.py stages/toolcalls.py
+LIB_DATA  := stages/records.py stages/toolcalls.py stages/steps.py
 LIB_MODEL := $(LIB_DATA) stages/modeling.py stages/logprobs.py stages/distributed.py
 LIB_TRAIN := $(LIB_MODEL) stages/training.py
 

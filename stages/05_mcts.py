@@ -62,7 +62,8 @@ import modeling
 import training
 from logprobs import cached_hidden, decoder_hidden, fork_cache, head_logits, head_logprobs
 from records import RecordError, atomic_write_json, check_samples, read_jsonl, tools_from_system, write_jsonl
-from toolcalls import answers_match, first_step_end, split_steps
+from steps import first_step_end, split_steps
+from toolcalls import answers_match
 
 EVAL_PROMPT = Path(__file__).with_name("self_eval_prompt.txt")
 GRADES = "ABCD"

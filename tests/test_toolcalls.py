@@ -9,8 +9,8 @@ import pytest  # noqa: E402
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 from toolcalls import (  # noqa: E402
-    Call, CallSyntaxError, answers_match, canonical, first_step_end, format_calls, format_value,
-    parse_answer, parse_calls, same_calls, split_steps,
+    Call, CallSyntaxError, answers_match, canonical, format_calls, format_value, parse_answer, parse_calls,
+    same_calls,
 )
 
 FAST = settings(max_examples=200, deadline=None)
@@ -66,45 +66,6 @@ def test_format_parse_roundtrip(calls):
 def test_value_roundtrip(value):
     [call] = parse_calls(f"[f(v={format_value(value)})]")
     assert typed(call.args["v"]) == typed(value)
-
-
-@CALLS
-@given(calls_lists)
-def test_split_formatted_calls_one_step_per_call(calls):
-    text = format_calls(calls)
-    steps = split_steps(text)
-    assert "".join(steps) == text
-    assert len(steps) == len(calls)
-    for step, call in zip(steps, calls):
-        assert parse_calls("[" + step.strip("[], ") + "]") == [call]
-
-
-@CALLS
-@given(calls_lists, st.data())
-def test_split_prefix_keeps_complete_steps(calls, data):
-    # While a call list is being generated, the complete steps are already the final ones.
-    text = format_calls(calls)
-    full = split_steps(text)
-    cut = data.draw(st.integers(0, len(text)))
-    steps = split_steps(text[:cut])
-    assert "".join(steps) == text[:cut]
-    complete = max(len(steps) - 1, 0)
-    assert steps[:complete] == full[:complete]
-    end = first_step_end(text[:cut])
-    # the prefix may stop inside the whitespace after a comma, which the step then lacks
-    assert end is None or text[:end].rstrip() == full[0].rstrip()
-
-
-@FAST
-@given(any_text)
-def test_split_steps_concatenates_to_text(text):
-    steps = split_steps(text)
-    assert "".join(steps) == text
-    assert all(steps)
-    end = first_step_end(text)
-    if len(steps) > 1:
-        assert end == len(steps[0])
-    assert end in (None, len(steps[0]) if steps else None)
 
 
 @FAST
@@ -319,66 +280,3 @@ def test_answers_match():
     assert answers_match("", text_gold)
     assert answers_match("[]", text_gold)  # like BFCL: an empty list is no call
     assert not answers_match('[get_weather(city="Paris")]', text_gold)
-
-
-# ---- steps
-
-@pytest.mark.parametrize("text, steps", [
-    ('[A(x=1), B(y="a, b")]', ["[A(x=1), ", 'B(y="a, b")]']),
-    ("[A()]", ["[A()]"]),
-    ("  [A(),B()]\n", ["  [A(),", "B()]\n"]),
-    ('[Func Name(s="x), y"), get.weather-v2(d={"a": [1, 2]}),\n  C(s=\'it\\\'s, ok\')]',
-     ['[Func Name(s="x), y"), ', 'get.weather-v2(d={"a": [1, 2]}),\n  ', "C(s='it\\'s, ok')]"]),
-    (r'[A(s="\", "), B()]', [r'[A(s="\", "), ', "B()]"]),
-    ("Sure. I can't do that! Ok", ["Sure. ", "I can't do that! ", "Ok"]),
-    ('He said "no." Then left?  Yes!\nBye.', ['He said "no." ', "Then left?  ", "Yes!\n", "Bye."]),
-    ("It costs 3.5 dollars. Fine", ["It costs 3.5 dollars. ", "Fine"]),
-    ("Use e.g. Paris or Dr. Who. Done", ["Use e.g. Paris or Dr. Who. ", "Done"]),
-    ("Wait... what?! Really", ["Wait... ", "what?! ", "Really"]),
-    ("No punctuation at all", ["No punctuation at all"]),
-    ("", []),
-])
-def test_split_steps(text, steps):
-    assert split_steps(text) == steps
-
-
-@pytest.mark.parametrize("text, steps", [
-    ('[A(x=1), B(y="a, ', ["[A(x=1), ", 'B(y="a, ']),
-    ("[A(x=1),", ["[A(x=1),"]),
-    ("[A(x=1), ", ["[A(x=1), "]),
-    ("[A(x=1", ["[A(x=1"]),
-    ("[", ["["]),
-    ("Sure. I ca", ["Sure. ", "I ca"]),
-    ("Sure.", ["Sure."]),
-])
-def test_split_steps_on_partial_text(text, steps):
-    assert split_steps(text) == steps
-
-
-@pytest.mark.parametrize("text, end", [
-    ("[A(x=1)", None),
-    ("[A(x=1)]", 8),
-    ("[A(x=1),", 8),
-    ("[A(x=1), ", 9),
-    ("[A(x=1),\n  B(", 11),
-    ('[A(s="a, b", t=[1, 2]), B', 24),
-    ('[A(s="a), ', None),  # inside a string: not a separator
-    ("Sure", None),
-    ("Sure.", None),  # might still become "Sure.5"
-    ("Sure. ", 6),
-    ("Sure. I", 6),
-    ("3.5 is", None),
-    ("", None),
-    ("  ", None),
-])
-def test_first_step_end(text, end):
-    assert first_step_end(text) == end
-
-
-def test_first_step_end_after_start():
-    text = '[A(x=1), B(y="a, b"), C()]'
-    assert first_step_end(text, start=9) == 22
-    assert first_step_end(text, start=22) == len(text)
-    assert first_step_end(text[:20], start=9) is None  # B's step is not finished yet
-    assert first_step_end(text, start=len(text)) is None
-    assert first_step_end("One. Two. Thr", start=5) == 10
