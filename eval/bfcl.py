@@ -9,25 +9,33 @@ already {"name", "description", "parameters": {"type": "dict", ...}}), after bfc
 language hints (func_doc_language_specific_pre_processing: "Python 3 syntax", Java and JavaScript
 types as strings); an entry's own system message follows it. The answer is a call list or text.
 
-Decoding. bfcl-eval's prompt-mode AST decoder reads the answer. Where it fails on a Python
-category, the project's grammar (toolcalls.parse_answer) gets a try: it also reads the names
-with spaces or dashes of ToolACE-style data, which Python's ast cannot. The counts of each path
-are in the scores ("decoder").
+Decoding. bfcl-eval's prompt-mode decoder alone decides every verdict, as its eval_runner reads a
+prompt-mode model's answers (default_decode_ast_prompting, default_decode_execute_prompting).
+Diagnostic only: where that decoder fails on a Python category, the project's grammar
+(toolcalls.parse_answer) gets a try, since it also reads the names with spaces or dashes of
+ToolACE-style data and call lists broken over lines; the verdict it would give is kept beside the
+real one ("grammar_valid", per category "grammar_accuracy") and never enters an aggregate.
 
 Scoring, as bfcl-eval's eval_runner does, with its own code: ast_checker for the AST categories;
 relevance / irrelevance pass when a call is / is not decoded; multi-turn entries run turn by
 turn like bfcl-eval's prompting inference loop (the model's calls execute on bfcl-eval's
 simulated backends, the results come back as one ToolACE-style tool turn, and the model goes on
 until it answers without a call or passes --max-steps), then multi_turn_checker compares the
-backends' states and results with the ground truth's. The leaderboard's aggregates (Non-live,
-Live, Multi-turn, Relevance, Irrelevance, Overall) follow bfcl-eval 2025.6.8; see leaderboard().
+backends' states and results with the ground truth's.
+
+Aggregates, as the paper's Table 1 prints them (see leaderboard()): Non-live (the leaderboard's
+non-live overall, irrelevance included), Live, Multi-turn, Relevance, Irrelevance, Overall = the
+mean of Non-live, Live and Multi-turn; beside them the AST-only Non-live AST and Live AST. An
+aggregate is given only when every category it covers was scored; otherwise its value over the
+categories that were run is kept as "partial" and its missing categories are named.
 
 --limit N scores N items per category, spread evenly over it: the same items on every run.
 
 Outputs in --out: bfcl_generations.jsonl (raw model text; per turn and step for multi-turn),
 bfcl_verdicts.jsonl (per item: valid, the checker's error_type and message, the decoded calls,
-the decoder used), bfcl_scores.json (per category and aggregate accuracies, decoder counts,
-timing) and bfcl.md. A killed run resumes from .bfcl_generations.partial.jsonl.
+the diagnostic grammar verdict), bfcl_scores.json (per category accuracy, items and time per
+item; the aggregates; what was run) and bfcl.md. A killed run resumes from
+.bfcl_generations.partial.jsonl.
 """
 import argparse
 import copy
@@ -38,6 +46,7 @@ import time
 import types
 import uuid
 from collections import Counter, defaultdict
+from functools import cache
 from pathlib import Path
 
 from tqdm import tqdm
@@ -66,7 +75,7 @@ try:
     from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
     from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils
     from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
-    from bfcl_eval.model_handler.utils import (decoded_output_to_execution_list, default_decode_ast_prompting,
+    from bfcl_eval.model_handler.utils import (default_decode_ast_prompting, default_decode_execute_prompting,
                                                func_doc_language_specific_pre_processing)
     from bfcl_eval.utils import (is_empty_output, is_function_calling_format_output, is_java, is_js,
                                  is_multi_turn, is_relevance_or_irrelevance, load_file, make_json_serializable,
@@ -93,6 +102,7 @@ def resolve_categories(spec):
     return [c for c in TEST_COLLECTION_MAPPING["all"] if c in names]
 
 
+@cache
 def category_size(category):
     with open(BFCL_DATA / TEST_FILE_MAPPING[category], encoding="utf-8") as f:
         return sum(1 for line in f if line.strip())
@@ -101,7 +111,7 @@ def category_size(category):
 def load_category(category, limit=0):
     """The entries of a category (limited), each with its "ground_truth" (None where the category
     has no answer file: relevance, irrelevance) and, for multi-turn, its function docs."""
-    entries = common.spread(load_file(BFCL_DATA / TEST_FILE_MAPPING[category], sort_by_id=True), limit)
+    entries = common.spread(distinct_ids(load_file(BFCL_DATA / TEST_FILE_MAPPING[category], sort_by_id=True)), limit)
     answer_file = BFCL_DATA / "possible_answer" / TEST_FILE_MAPPING[category]
     answers = {a["id"]: a["ground_truth"] for a in load_file(answer_file)} if answer_file.is_file() else None
     for entry in entries:
@@ -110,6 +120,18 @@ def load_category(category, limit=0):
         entry["ground_truth"] = None if answers is None else answers[entry["id"]]
         if is_multi_turn(category):
             add_multi_turn_docs(entry)
+    return entries
+
+
+def distinct_ids(entries):
+    """The entries, a repeated id suffixed "#2", "#3", ... bfcl-eval 2025.6.8's live_relevance holds
+    two different entries under one id (live_relevance_3-3-0) and its runner scores both; outputs
+    and verdicts are keyed by id here, so without the suffix one answer would stand for both."""
+    seen = Counter()
+    for entry in entries:
+        seen[entry["id"]] += 1
+        if seen[entry["id"]] > 1:
+            entry["id"] = f"{entry['id']}#{seen[entry['id']]}"
     return entries
 
 
@@ -194,52 +216,68 @@ def turn_messages(messages):
     return [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"]
 
 
-def decode(text, lang):
-    """(calls as bfcl-eval's [{name: {arg: value}}], decoder) or (None, "none") when no call list
-    can be read. bfcl-eval's decoder first; the project's grammar for what it cannot read."""
+def decode_ast(text, lang):
+    """(calls as [{name: {arg: value}}], None) as bfcl-eval's eval_runner reads a prompt-mode
+    answer, or (None, the error type it gives) where its decoder fails or returns no call list."""
     try:
         decoded = default_decode_ast_prompting(text, lang)
-        if is_function_calling_format_output(decoded):
-            return decoded, "bfcl"
     except Exception:  # ast.parse / tree-sitter failures surface as many exception types
-        pass
-    if lang == "Python":
-        calls = toolcalls.parse_answer(text.strip())
-        if calls:
-            return [{call.name: dict(call.args)} for call in calls], "project"
-    return None, "none"
+        return None, "ast_decoder:decoder_failed"
+    if not is_function_calling_format_output(decoded):
+        return None, "ast_decoder:decoder_wrong_output_format"
+    return decoded, None
 
 
 def decode_execute(text):
-    """The calls of `text` as executable strings ("cd(folder='x')"), and the decoder used."""
-    decoded, decoder = decode(text, "Python")
-    if decoded is None or is_empty_output(decoded):
-        return [], decoder
-    return decoded_output_to_execution_list(decoded), decoder
+    """The calls of `text` as executable strings ("cd(folder='x')"), as bfcl-eval reads each
+    multi-turn step: none where its decoder fails or finds an empty list."""
+    try:
+        calls = default_decode_execute_prompting(text)
+    except Exception:
+        return []
+    return [] if multi_turn_utils.is_empty_execute_response(calls) else calls
+
+
+def decode_grammar(text):
+    """The calls the project's grammar reads in `text` (it also reads names with spaces or dashes
+    and call lists broken over lines), in bfcl-eval's decoded form, or None. Diagnostic only."""
+    calls = toolcalls.parse_answer(text.strip())
+    return [{call.name: dict(call.args)} for call in calls] if calls else None
 
 
 # --- single-turn scoring ---------------------------------------------------------------------------
 
 def score_single_turn(entry, category, text):
-    """bfcl-eval's verdict on one AST or relevance item, with the decoded calls."""
+    """bfcl-eval's verdict on one AST or relevance item, with the decoded calls; beside it the
+    verdict the project's grammar would give where bfcl-eval's decoder reads no call list."""
     lang = language(category)
-    decoded, decoder = decode(text, lang)
-    verdict = {"id": entry["id"], "category": category, "decoder": decoder, "decoded": decoded}
+    decoded, decode_error = decode_ast(text, lang)
+    verdict = {"id": entry["id"], "category": category, "decoder": "bfcl" if decoded is not None else "none",
+               "decoded": decoded, **judge(entry, category, decoded, decode_error)}
+    grammar = decode_grammar(text) if decoded is None and lang == "Python" else None
+    if grammar is None:
+        return {**verdict, "grammar_valid": verdict["valid"]}
+    return {**verdict, "decoder": "grammar", "grammar_decoded": grammar,
+            "grammar_valid": judge(entry, category, grammar, None)["valid"]}
+
+
+def judge(entry, category, decoded, decode_error):
+    """valid, error_type and error for decoded calls (None: the decoder's `decode_error`)."""
     if is_relevance_or_irrelevance(category):
         has_call = decoded is not None and not is_empty_output(decoded)
         irrelevance = "irrelevance" in category
         valid = has_call != irrelevance
         error_type = None if valid else ("irrelevance_error:decoder_success" if irrelevance
                                          else "relevance_error:decoder_failed")
-        return {**verdict, "valid": valid, "error_type": error_type, "error": None}
+        return {"valid": valid, "error_type": error_type, "error": None}
     if decoded is None:
-        return {**verdict, "valid": False, "error_type": "ast_decoder:decoder_failed",
-                "error": "Invalid syntax. Failed to decode AST."}
+        return {"valid": False, "error_type": decode_error, "error": "Invalid syntax. Failed to decode AST."}
     try:
-        result = ast_checker(entry["function"], decoded, entry["ground_truth"], lang, category, CHECKER_MODEL)
+        result = ast_checker(entry["function"], decoded, entry["ground_truth"], language(category), category,
+                             CHECKER_MODEL)
     except Exception as e:  # a checker crash on odd output fails the item, visibly, not the run
-        return {**verdict, "valid": False, "error_type": "checker:exception", "error": f"{type(e).__name__}: {e}"}
-    return {**verdict, "valid": result["valid"], "error_type": result.get("error_type") if not result["valid"] else None,
+        return {"valid": False, "error_type": "checker:exception", "error": f"{type(e).__name__}: {e}"}
+    return {"valid": result["valid"], "error_type": None if result["valid"] else result.get("error_type"),
             "error": result.get("error") or None}
 
 
@@ -289,8 +327,8 @@ def dialogue(entry, category, max_steps):
                 text = yield {"id": entry["id"], "system": system, "messages": list(messages)}
                 steps.append(text)
                 messages.append({"role": "assistant", "content": text})
-                calls, _ = decode_execute(text)
-                if not calls:
+                calls = decode_execute(text)
+                if not calls:  # no call read: the turn is over, as in bfcl-eval's loop
                     break
                 results, _ = multi_turn_utils.execute_multi_turn_func_call(
                     calls, entry["initial_config"], entry["involved_classes"], name, entry["id"],
@@ -326,18 +364,11 @@ def run_dialogues(entries, category, generate, max_steps, max_new_tokens, status
 
 
 def score_multi_turn(entry, category, turns):
-    """bfcl-eval's multi_turn_checker verdict on the model's answers per turn and step."""
-    verdict = {"id": entry["id"], "category": category}
-    decoded, decoders = [], Counter()
-    for steps in turns:
-        turn_calls = []
-        for text in steps:
-            calls, decoder = decode_execute(text)
-            decoders[decoder] += 1
-            if calls:
-                turn_calls.append(calls)
-        decoded.append(turn_calls)
-    verdict.update(decoder=dict(decoders), decoded=decoded)
+    """bfcl-eval's multi_turn_checker verdict on the model's answers per turn and step, read as
+    its eval_runner reads them: the calls of every step that has some."""
+    decoded = [[calls for calls in map(decode_execute, steps) if calls] for steps in turns]
+    verdict = {"id": entry["id"], "category": category, "steps": sum(map(len, turns)),
+               "decoder": dict(Counter(step_decoder(text) for steps in turns for text in steps)), "decoded": decoded}
     if len(turns) != len(entry["ground_truth"]):
         return {**verdict, "valid": False, "error_type": "multi_turn:force_terminated",
                 "error": f"stopped after {max(len(s) for s in turns)} steps in turn {len(turns) - 1}"}
@@ -352,29 +383,53 @@ def score_multi_turn(entry, category, turns):
             "error": result.get("error_message")}
 
 
+def step_decoder(text):
+    """Which decoder reads a call in one multi-turn step. The grammar is counted, not used: the
+    dialogue went on as bfcl-eval's decoder read it, so no other verdict can be drawn from it."""
+    if decode_execute(text):
+        return "bfcl"
+    return "grammar" if decode_grammar(text) else "none"
+
+
 # --- the leaderboard ---------------------------------------------------------------------------------
+# The paper's Table 1 copies the leaderboard of 10/21/2024, whose generate_leaderboard_csv
+# (gorilla, October 2024) computed: Non-live = the unweighted mean of nine sub-scores, the four AST
+# ones (simple = the mean of Python, Java and JavaScript simple), four Exec ones and irrelevance;
+# Live = the mean of its six categories weighted by size; Multi-turn = the unweighted mean of base,
+# miss_func, miss_param and long_context; Overall = the unweighted mean of those three; Relevance =
+# live_relevance; Irrelevance = the mean of irrelevance and live_irrelevance. bfcl-eval 2025.6.8
+# computes all of these the same way, except that its Non-live has no Exec terms (it no longer
+# ships the Exec categories): the mean of the four AST sub-scores and irrelevance.
+
+TABLE1 = ("overall", "non_live", "live", "multi_turn", "relevance", "irrelevance")
+AST_ONLY = ("non_live_ast", "live_ast")
+
 
 def leaderboard(accuracy, sizes):
-    """The leaderboard's aggregates from per-category accuracies, as bfcl-eval 2025.6.8's
-    generate_leaderboard_csv computes them: unweighted means of sub-scores, except that Live
-    weighs its categories by size. Weights are the full categories' sizes, so a --limit run
-    estimates the full benchmark's figure. A category that was not run is left out of the means
-    (the leaderboard would count it as 0) and named in the aggregate's "missing" list."""
+    """Table 1's columns and the AST-only figures from per-category accuracies ({category: value};
+    numbers, or numpy arrays of resampled values, which pass through elementwise).
+
+    Each aggregate is {"accuracy", "partial", "missing", "size"}: "accuracy" only when every
+    category it covers has a value (None otherwise: the leaderboard would count the missing ones
+    as 0), "partial" the same formula over the categories that have one, "missing" the others,
+    "size" the full size of its categories. Weights are the full categories' sizes, so a --limit
+    run estimates the full benchmark's figure."""
     def leaf(category):
-        return {"accuracy": accuracy.get(category), "size": sizes[category],
-                "missing": [] if category in accuracy else [category]}
+        value = accuracy.get(category)
+        return {"accuracy": value, "partial": value, "missing": [] if value is not None else [category],
+                "size": sizes[category]}
 
     def mean(parts, weighted=False):
-        present = [p for p in parts if p["accuracy"] is not None]
-        size = sum(p["size"] for p in parts)
+        present = [p for p in parts if p["partial"] is not None]
         missing = [m for p in parts for m in p["missing"]]
         if not present:
             value = None
         elif weighted:
-            value = sum(p["accuracy"] * p["size"] for p in present) / sum(p["size"] for p in present)
+            value = sum(p["partial"] * p["size"] for p in present) / sum(p["size"] for p in present)
         else:
-            value = sum(p["accuracy"] for p in present) / len(present)
-        return {"accuracy": value, "size": size, "missing": missing}
+            value = sum(p["partial"] for p in present) / len(present)
+        return {"accuracy": None if missing else value, "partial": value, "missing": missing,
+                "size": sum(p["size"] for p in parts)}
 
     simple = mean([leaf("simple"), leaf("java"), leaf("javascript")])
     non_live_ast = [simple, leaf("multiple"), leaf("parallel"), leaf("parallel_multiple")]
@@ -383,39 +438,57 @@ def leaderboard(accuracy, sizes):
     live = mean(live_ast + [leaf("live_irrelevance"), leaf("live_relevance")], weighted=True)
     multi_turn = mean([leaf(c) for c in TEST_COLLECTION_MAPPING["multi_turn"]])
     return {
-        "overall": mean([live, non_live, multi_turn]),
-        "non_live": mean(non_live_ast),        # the leaderboard's "Non-Live AST Acc" (Table 1: Non-live)
-        "live": live,                          # "Live Acc" (Table 1: Live)
-        "multi_turn": multi_turn,              # "Multi Turn Acc"
-        "relevance": leaf("live_relevance"),   # "Relevance Detection"
+        "overall": mean([non_live, live, multi_turn]),      # "Overall Acc"
+        "non_live": non_live,                               # "Non_Live Overall Acc"
+        "live": live,                                       # "Live Acc"
+        "multi_turn": multi_turn,                           # "Multi Turn Acc"
+        "relevance": leaf("live_relevance"),                # "Relevance Detection"
         "irrelevance": mean([leaf("irrelevance"), leaf("live_irrelevance")]),  # "Irrelevance Detection"
-        "non_live_overall": non_live,
-        "live_ast": mean(live_ast, weighted=True),
+        "non_live_ast": mean(non_live_ast),                 # "Non-Live AST Acc"
+        "live_ast": mean(live_ast, weighted=True),          # the Live "AST Summary"
     }
 
 
-AGGREGATE_LABELS = {"overall": "Overall", "non_live": "Non-live", "live": "Live", "multi_turn": "Multi-turn",
-                    "relevance": "Relevance", "irrelevance": "Irrelevance"}
+LABELS = {"overall": "Overall", "non_live": "Non-live", "live": "Live", "multi_turn": "Multi-turn",
+          "relevance": "Relevance", "irrelevance": "Irrelevance", "non_live_ast": "Non-live AST",
+          "live_ast": "Live AST"}
 
 
 def markdown(scores, label):
-    def cell(node):
-        return common.percent(node["accuracy"]) + ("*" if node["missing"] and node["accuracy"] is not None else "")
-    agg = scores["aggregates"]
-    lines = [f"# BFCL-v3: {label}", "",
-             "| Model | Overall | Non-live | Live | Multi-turn | Rel / Irrel |", "|---|---|---|---|---|---|",
-             f"| {label} | {cell(agg['overall'])} | {cell(agg['non_live'])} | {cell(agg['live'])} | "
-             f"{cell(agg['multi_turn'])} | {cell(agg['relevance'])} / {cell(agg['irrelevance'])} |", ""]
-    if any(node["missing"] for node in agg.values()):
-        lines += ["\\* over the categories that were run only (see `missing` in bfcl_scores.json).", ""]
-    lines += ["| category | accuracy | correct / scored | size |", "|---|---|---|---|"]
-    lines += [f"| {c} | {common.percent(s['accuracy'])} | {s['correct']} / {s['scored']} | {s['size']} |"
-              for c, s in scores["categories"].items()]
+    agg, coverage = scores["aggregates"], scores["coverage"]
+    lines = [f"# BFCL-v3: {label}", "", coverage_line(coverage, scores["limit"]), "",
+             "| Model | " + " | ".join(LABELS[k] for k in TABLE1 + AST_ONLY) + " |",
+             "|---|" + "---|" * len(TABLE1 + AST_ONLY),
+             f"| {label} | " + " | ".join(common.percent(agg[k]["accuracy"]) for k in TABLE1 + AST_ONLY) + " |", ""]
+    partial = [f"{LABELS[k]} {common.percent(agg[k]['partial'])} ({len(agg[k]['missing'])} categories missing)"
+               for k in TABLE1 + AST_ONLY if agg[k]["accuracy"] is None and agg[k]["partial"] is not None]
+    if partial:
+        lines += ["– : not every category of the column was run. Partial values, over the categories run only "
+                  "(not comparable with the paper: the leaderboard counts a category not run as 0): "
+                  + "; ".join(partial) + ".", ""]
+    lines += ["| category | accuracy | correct / scored | size | s / item | with project grammar (diagnostic) |",
+              "|---|---|---|---|---|---|"]
+    for c, s in scores["categories"].items():
+        per_item = "–" if s["seconds_per_item"] is None else f"{s['seconds_per_item']:.2f}"
+        lines.append(f"| {c} | {common.percent(s['accuracy'])} | {s['correct']} / {s['scored']} | {s['size']} | "
+                     f"{per_item} | {common.percent(s['grammar_accuracy'])} |")
     decoder = scores["decoder"]
-    lines += ["", f"Decoder: bfcl-eval {decoder.get('bfcl', 0)}, project grammar {decoder.get('project', 0)}, "
-              f"no call {decoder.get('none', 0)} (answers; multi-turn counts every step). "
-              f"Limit {scores['limit'] or 'none'}; {scores['seconds_per_item']:.1f} s per item.", ""]
+    lines += ["", "With project grammar: the accuracy if answers that only the project's grammar reads (names "
+              "with spaces, a call list broken over lines) were read that way; never part of a headline. "
+              "Multi-turn: –, as the dialogue went on as bfcl-eval's decoder read it.",
+              f"Answers read by bfcl-eval's decoder {decoder.get('bfcl', 0)}, only by the project grammar "
+              f"{decoder.get('grammar', 0)}, by neither {decoder.get('none', 0)} (multi-turn counts every step). "
+              f"s / item: generation time per item generated in this run.", ""]
     return "\n".join(lines)
+
+
+def coverage_line(coverage, limit):
+    """What a run covers: its categories and items, against the full benchmark."""
+    run = coverage["categories"]
+    text = (f"Categories: {len(run)} of {len(run) + len(coverage['missing'])}"
+            + (f" (without {', '.join(coverage['missing'])})" if coverage["missing"] else " (all)")
+            + f"; items: {coverage['items']} of {coverage['items_full']}")
+    return text + (f" ({limit} per category, spread evenly)." if limit else ".")
 
 
 # --- main ------------------------------------------------------------------------------------------
@@ -425,7 +498,7 @@ def parse_args(argv=None):
     common.add_checkpoint_flags(parser)
     parser.add_argument("--categories", default="all", help="comma-separated categories or collections")
     parser.add_argument("--limit", type=int, default=0, help="items per category, spread evenly (0 = all)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=32, help="prompts per generation batch")
     parser.add_argument("--max-new-tokens", type=int, default=512,
                         help="cap per answer; each category gets less when its gold answers are short")
     parser.add_argument("--max-steps", type=int, default=MAXIMUM_STEP_LIMIT,
@@ -450,16 +523,17 @@ def evaluate(entries, generate, args):
     args.out; returns the scores. `generate(prompts, max_new_tokens) -> texts` is the model."""
     out = Path(args.out)
     started = time.time()
-    texts = generate_all(entries, generate, out, args)
-    seconds = time.time() - started
+    texts, timing = generate_all(entries, generate, out, args)
     generations, verdicts = [], []
     for category, items in entries.items():
+        scoring = time.time()
         for entry in items:
             output = texts[entry["id"]]
             generations.append({"id": entry["id"], "category": category, "output": output})
             verdicts.append(score_multi_turn(entry, category, output) if is_multi_turn(category)
                             else score_single_turn(entry, category, output))
-    scores = summarise(verdicts, entries, args, seconds)
+        timing[category]["scoring_seconds"] = time.time() - scoring
+    scores = summarise(verdicts, entries, timing, args, time.time() - started)
     write_jsonl(out / "bfcl_generations.jsonl", generations)
     write_jsonl(out / "bfcl_verdicts.jsonl", make_json_serializable(verdicts))
     atomic_write_text(out / "bfcl.md", markdown(scores, label(args)))
@@ -470,7 +544,8 @@ def evaluate(entries, generate, args):
 
 def generate_all(entries, generate, out, args):
     """Every entry's model output (single-turn: text; multi-turn: texts per turn and step), taking
-    what a killed run with the same settings already generated."""
+    what a killed run with the same settings already generated; and per category, the seconds
+    spent generating and the number of entries generated in this run."""
     from training import fingerprint
 
     settings = {"model": args.model, "adapter": args.adapter, "qlora": args.qlora, "max_new_tokens": args.max_new_tokens,
@@ -479,32 +554,39 @@ def generate_all(entries, generate, out, args):
     inputs = [__file__, common.__file__] + ([str(Path(args.adapter) / "adapter_model.safetensors")] if args.adapter else [])
     done = common.open_partial(out / PARTIAL, fingerprint(settings, inputs))
     texts = {i: row["output"] for i, row in done.items()}
+    timing = {}
     total = sum(map(len, entries.values()))
     with tqdm(total=total, initial=sum(e["id"] in texts for es in entries.values() for e in es),
               desc="BFCL", unit="item", dynamic_ncols=True) as bar:
         for category, items in entries.items():
             todo = [e for e in items if e["id"] not in texts]
-            if not todo:
-                continue
-            budget = token_budget(category, args.max_new_tokens)
-            bar.set_postfix_str(category)
-            if is_multi_turn(category):
-                for entry_id, turns in run_dialogues(todo, category, generate, args.max_steps, budget,
-                                                     status=bar.set_postfix_str):
-                    texts[entry_id] = turns
-                    common.append_partial(out / PARTIAL, [{"id": entry_id, "output": turns}])
-                    bar.update(1)
-                continue
-            chunk = 4 * args.batch_size  # a few batches between checkpoints of the partial file
-            for start in range(0, len(todo), chunk):
-                part = todo[start:start + chunk]
-                prompts = [{"id": e["id"], "system": entry_system(e, category),
-                            "messages": turn_messages(e["question"][0])} for e in part]
-                rows = [{"id": e["id"], "output": t} for e, t in zip(part, generate(prompts, budget))]
-                texts.update((r["id"], r["output"]) for r in rows)
-                common.append_partial(out / PARTIAL, rows)
-                bar.update(len(part))
-    return texts
+            started = time.time()
+            if todo:
+                bar.set_postfix_str(category)
+                generate_category(category, todo, generate, texts, out, args, bar)
+            timing[category] = {"generation_seconds": time.time() - started, "generated": len(todo)}
+    return texts, timing
+
+
+def generate_category(category, todo, generate, texts, out, args, bar):
+    """Generate the answers of one category's entries into `texts`, saving them as they come."""
+    budget = token_budget(category, args.max_new_tokens)
+    if is_multi_turn(category):
+        for entry_id, turns in run_dialogues(todo, category, generate, args.max_steps, budget,
+                                             status=bar.set_postfix_str):
+            texts[entry_id] = turns
+            common.append_partial(out / PARTIAL, [{"id": entry_id, "output": turns}])
+            bar.update(1)
+        return
+    chunk = 4 * args.batch_size  # a few batches between checkpoints of the partial file
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        prompts = [{"id": e["id"], "system": entry_system(e, category),
+                    "messages": turn_messages(e["question"][0])} for e in part]
+        rows = [{"id": e["id"], "output": t} for e, t in zip(part, generate(prompts, budget))]
+        texts.update((r["id"], r["output"]) for r in rows)
+        common.append_partial(out / PARTIAL, rows)
+        bar.update(len(part))
 
 
 def bfcl_eval_version():
@@ -512,26 +594,38 @@ def bfcl_eval_version():
     return version("bfcl-eval")
 
 
-def summarise(verdicts, entries, args, seconds):
+def category_scores(verdicts, size, timing):
+    """One category's accuracy, the diagnostic grammar accuracy, and the time per item."""
+    valid = [v["valid"] for v in verdicts]
+    grammar = [v["grammar_valid"] for v in verdicts if "grammar_valid" in v]  # none for multi-turn
+    scores = {"accuracy": sum(valid) / len(valid) if valid else None, "correct": sum(valid), "scored": len(valid),
+              "size": size, "grammar_accuracy": sum(grammar) / len(grammar) if grammar else None,
+              "grammar_correct": sum(grammar) if grammar else None,
+              "generated": timing["generated"], "generation_seconds": round(timing["generation_seconds"], 2),
+              "scoring_seconds": round(timing["scoring_seconds"], 2),
+              "seconds_per_item": timing["generation_seconds"] / timing["generated"] if timing["generated"] else None}
+    if verdicts and "steps" in verdicts[0]:  # multi-turn: model answers per entry, what its time goes into
+        scores["steps_per_item"] = sum(v["steps"] for v in verdicts) / len(verdicts)
+    return scores
+
+
+def summarise(verdicts, entries, timing, args, seconds):
     by_category = defaultdict(list)
     for v in verdicts:
-        by_category[v["category"]].append(v["valid"])
-    categories = {}
-    for category in entries:
-        valid = by_category[category]
-        categories[category] = {"accuracy": sum(valid) / len(valid) if valid else None, "correct": sum(valid),
-                                "scored": len(valid), "size": category_size(category)}
+        by_category[v["category"]].append(v)
+    categories = {c: category_scores(by_category[c], category_size(c), timing[c]) for c in entries}
     accuracy = {c: s["accuracy"] for c, s in categories.items() if s["accuracy"] is not None}
-    sizes = {c: category_size(c) for c in TEST_COLLECTION_MAPPING["all"]}
+    everything = TEST_COLLECTION_MAPPING["all"]
     decoder = Counter()
     for v in verdicts:
-        if isinstance(v["decoder"], dict):
-            decoder.update(v["decoder"])
-        else:
-            decoder[v["decoder"]] += 1
+        decoder.update(v["decoder"] if isinstance(v["decoder"], dict) else {v["decoder"]: 1})
     return {
         "benchmark": "BFCL-v3", "bfcl_eval": bfcl_eval_version(), "model": args.model, "adapter": args.adapter,
-        "limit": args.limit, "categories": categories, "aggregates": leaderboard(accuracy, sizes),
+        "limit": args.limit, "categories": categories,
+        "aggregates": leaderboard(accuracy, {c: category_size(c) for c in everything}),
+        "coverage": {"categories": [c for c in everything if c in accuracy],
+                     "missing": [c for c in everything if c not in accuracy],
+                     "items": len(verdicts), "items_full": sum(map(category_size, everything))},
         "decoder": dict(decoder), "error_types": dict(Counter(v["error_type"] for v in verdicts if not v["valid"])),
         "seconds": round(seconds, 1), "seconds_per_item": seconds / max(1, len(verdicts)),
     }

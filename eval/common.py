@@ -24,11 +24,11 @@ def add_checkpoint_flags(parser):
     parser.add_argument("--out", required=True, help="output directory, e.g. eval/results/default/base")
 
 
-def load_generator(model_name, adapter=None, qlora="auto", batch_size=8):
+def load_generator(model_name, adapter=None, qlora="auto", batch_size=32, reference=False):
     """`generate(prompts, max_new_tokens) -> texts` for the base model `model_name` (a MODEL value)
-    with the LoRA adapter in directory `adapter`, if any: greedy, batched, left-padded."""
-    import torch
-
+    with the LoRA adapter in directory `adapter`, if any: greedy and batched (see make_generator).
+    The adapter is merged into the weights on a bf16 base (a 4-bit base keeps it unmerged), except
+    with `reference`, which keeps the path this replaced: the benchmark's peer."""
     import modeling
 
     if adapter is not None and not (Path(adapter) / "adapter_model.safetensors").is_file():
@@ -36,36 +36,60 @@ def load_generator(model_name, adapter=None, qlora="auto", batch_size=8):
     device = modeling.default_device()
     model_dir = modeling.resolve_model(model_name)
     tokenizer = modeling.load_tokenizer(model_dir)
-    model = modeling.load_model(model_dir, adapter=adapter, device=device,
-                                qlora=modeling.use_qlora(qlora, device))
-    # The turn ends at <end_of_turn>; a base model that never learnt the turn format may instead
-    # open a new turn or end the document, which ends its answer just as well.
-    stops = {modeling.end_of_turn_id(tokenizer), tokenizer.eos_token_id,
-             tokenizer.convert_tokens_to_ids("<start_of_turn>")} - {None, tokenizer.unk_token_id}
+    qlora = modeling.use_qlora(qlora, device)
+    model = modeling.load_model(model_dir, adapter=adapter, device=device, qlora=qlora)
+    if adapter is not None and not qlora and not reference:
+        model = model.merge_and_unload()
+    return make_generator(model, tokenizer, batch_size, reference)
+
+
+def stop_ids(tokenizer):
+    """The turn ends at <end_of_turn>; a base model that never learnt the turn format may instead
+    open a new turn or end the document, which ends its answer just as well."""
+    import modeling
+
+    return {modeling.end_of_turn_id(tokenizer), tokenizer.eos_token_id,
+            tokenizer.convert_tokens_to_ids("<start_of_turn>")} - {None, tokenizer.unk_token_id}
+
+
+def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None):
+    """`generate(prompts, max_new_tokens) -> texts`, greedy: prompts sorted by length into
+    batches of `batch_size` rows, each answer cut at its first stop token (`stops`, default
+    stop_ids). The fast path is generation.greedy (finished rows leave the batch, the LM head
+    runs on each row's last hidden state only); `reference=True` is transformers'
+    `model.generate` on left-padded batches, the path it replaced."""
+    import torch
+
+    import generation
+    import modeling
+
+    stops = stop_ids(tokenizer) if stops is None else set(stops)
     pad_id = tokenizer.pad_token_id
+    device = next(model.parameters()).device
+    if not reference:
+        generation.use_grouped_attention(model)
 
     @torch.inference_mode()
-    def generate_batch(rows, max_new_tokens):
+    def reference_batch(rows, max_new_tokens):
         width = max(map(len, rows))
         input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
         attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
                              max_new_tokens=max_new_tokens, eos_token_id=sorted(stops), pad_token_id=pad_id)
-        texts = []
-        for ids in out[:, width:].tolist():
-            end = next((i for i, t in enumerate(ids) if t in stops), len(ids))
-            texts.append(tokenizer.decode(ids[:end], skip_special_tokens=True).strip())
-        return texts
+        return [next((ids[:i] for i, t in enumerate(ids) if t in stops), ids) for ids in out[:, width:].tolist()]
+
+    def fast_batch(rows, max_new_tokens):
+        return generation.greedy(model, rows, stops, max_new_tokens, pad_id)
 
     def generate(prompts, max_new_tokens=256):
-        # Similar lengths share a batch, so little of it is padding.
         encoded = [modeling.encode_prompt(tokenizer, p["system"], p["messages"]) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         texts = [None] * len(prompts)
+        run = reference_batch if reference else fast_batch
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            for i, text in zip(batch, generate_batch([encoded[i] for i in batch], max_new_tokens)):
-                texts[i] = text
+            for i, ids in zip(batch, run([encoded[i] for i in batch], max_new_tokens)):
+                texts[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
         return texts
 
     return generate

@@ -1,11 +1,14 @@
 """Base vs warm-up vs each iteration (make report): every eval/results/$(RUN)/<checkpoint>/summary.json
-side by side in report.md, and accuracy against iteration per category (the paper's Fig. 5) in
-accuracy_vs_iteration.png.
+side by side in report.md, with paired differences between checkpoints, and accuracy against
+iteration per Table 1 column (the paper's Fig. 5) in accuracy_vs_iteration.png.
 
-    python eval/report.py --results eval/results/default [--out DIR]
+    python eval/report.py --results eval/results/default [--out DIR] [--resamples 10000] [--seed 0]
 
 Checkpoints are ordered base, warmup, iter_1, iter_2, ..., then any other (an adapter directory
 evaluated with CKPT=<dir>); the plot shows base, warm-up (iteration 0) and the iterations.
+Paired differences (eval/compare.py, from the checkpoints' *_verdicts.jsonl): the warm-up against
+the base, each iteration and any other checkpoint against the warm-up, and each iteration against
+the one before it.
 """
 import argparse
 import json
@@ -13,11 +16,9 @@ import re
 from pathlib import Path
 
 import common
+import compare
 import summarize
 from records import RecordError, atomic_write_text
-
-BFCL_LINES = {"overall": "Overall", "non_live": "Non-live", "live": "Live", "multi_turn": "Multi-turn",
-              "relevance": "Relevance", "irrelevance": "Irrelevance"}
 
 
 def order(name):
@@ -31,27 +32,68 @@ def order(name):
 
 
 def load_summaries(results):
+    """(directory, summary) of every checkpoint under `results`, in checkpoint order."""
     summaries = []
     for path in sorted(Path(results).glob("*/summary.json")):
         try:
-            summaries.append(json.loads(path.read_text(encoding="utf-8")))
+            summaries.append((path.parent, json.loads(path.read_text(encoding="utf-8"))))
         except json.JSONDecodeError as e:
             raise RecordError(f"{path}: invalid JSON ({e.msg})") from None
-    return sorted(summaries, key=lambda s: order(s["checkpoint"]))
+    return sorted(summaries, key=lambda d_s: order(d_s[1]["checkpoint"]))
 
 
-def category_table(summaries):
-    """Per-category BFCL accuracies, one column per checkpoint."""
+def comparisons(names):
+    """The (reference, checkpoint) pairs to compare: warm-up vs base, every other vs warm-up,
+    each iteration vs the one before it (iter_1's is the warm-up, already there)."""
+    pairs = [("base", "warmup")] if "base" in names and "warmup" in names else []
+    iterations = [n for n in names if re.fullmatch(r"iter_\d+", n)]
+    for name in names:
+        if name in ("base", "warmup"):
+            continue
+        if "warmup" in names:
+            pairs.append(("warmup", name))
+        if name in iterations[1:]:
+            pairs.append((iterations[iterations.index(name) - 1], name))
+    return pairs
+
+
+def differences(directories, resamples, seed):
+    """report.md's section of paired differences, for the checkpoints in `directories` ({name: dir})."""
+    lines = ["## Paired differences", "",
+             "B - A in points on the items both were scored on, with a paired bootstrap 95 % interval "
+             f"({resamples:,} resamples of the items within each category, seed {seed}); \"no difference\" where "
+             "the interval includes zero. BFCL columns appear only where both runs scored all their categories.", ""]
+    pairs = comparisons(list(directories))
+    for a, b in pairs:
+        results = compare.compare(directories[a], directories[b], resamples=resamples, seed=seed)
+        lines += [f"### {b} vs {a}", ""]
+        lines += compare.markdown(results, a, b) if results else ["No verdict files in both.", ""]
+    return lines if pairs else []
+
+
+def category_table(summaries, field="bfcl_categories", skip_same=False):
+    """Per-category BFCL figures (`field` of the summaries), one column per checkpoint; with
+    skip_same, only the categories where some checkpoint's figure differs from its accuracy."""
+    columns = [(s.get(field) or {}, s.get("bfcl_categories") or {}) for s in summaries]
     categories = []
-    for s in summaries:
-        categories += [c for c in s.get("bfcl_categories", {}) if c not in categories]
+    for values, _ in columns:
+        categories += [c for c in values if c not in categories]
+    if skip_same:
+        categories = [c for c in categories
+                      if any(values.get(c) not in (None, accuracy.get(c)) for values, accuracy in columns)]
     if not categories:
         return []
     lines = ["| category | " + " | ".join(s["checkpoint"] for s in summaries) + " |",
              "|---|" + "---|" * len(summaries)]
     for c in categories:
-        lines.append(f"| {c} | " + " | ".join(common.percent(s.get("bfcl_categories", {}).get(c)) for s in summaries) + " |")
+        lines.append(f"| {c} | " + " | ".join(cell(values.get(c), field) for values, _ in columns) + " |")
     return lines
+
+
+def cell(value, field):
+    if field == "bfcl_seconds_per_item":
+        return "–" if value is None else f"{value:.2f}"
+    return common.percent(value)
 
 
 def x_position(name):
@@ -73,9 +115,12 @@ def plot(summaries, path):
     points = [(x_position(s["checkpoint"]), s) for s in summaries if x_position(s["checkpoint"]) is not None]
     xs = [x for x, _ in points]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
-    for key, label in BFCL_LINES.items():
+    for key, label in summarize.TABLE1.items():
         ys = [100 * s["table1"][key] if s["table1"][key] is not None else float("nan") for _, s in points]
         left.plot(xs, ys, marker="o", label=label, linewidth=2.2 if key == "overall" else 1.4)
+    for key, label in summarize.AST_ONLY.items():
+        ys = [100 * s["ast_only"][key] if s["ast_only"][key] is not None else float("nan") for _, s in points]
+        left.plot(xs, ys, marker=".", linestyle=":", label=label)
     for key, label in summarize.TABLE2.items():
         ys = [100 * s["table2"][key] if s["table2"][key] is not None else float("nan") for _, s in points]
         right.plot(xs, ys, marker="s", linestyle="--", label=label)
@@ -99,17 +144,28 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", required=True, help="eval/results/$(RUN): one sub-directory per checkpoint")
     parser.add_argument("--out", default=None, help="where report.md and the plot go (default: --results)")
+    parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of the paired differences")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = parser.parse_args()
 
-    summaries = load_summaries(args.results)
-    if not summaries:
+    loaded = load_summaries(args.results)
+    if not loaded:
         raise SystemExit(f"{args.results}: no */summary.json; run `make eval CKPT=...` first")
+    summaries = [s for _, s in loaded]
     out = Path(args.out or args.results)
     limits = sorted({", ".join(f"{k} {v or 'all'}" for k, v in s["limit"].items() if v is not None) for s in summaries})
+    grammar = category_table(summaries, "bfcl_grammar", skip_same=True)
     text = "\n".join(
-        ["# iTool evaluation", "", "BFCL-v3 (paper Table 1) and API-Bank (paper Table 2), accuracy in %.", ""]
-        + summarize.table_rows(summaries)
-        + ["", "## BFCL-v3 per category", ""] + category_table(summaries)
+        ["# iTool evaluation", "", "BFCL-v3 (paper Table 1, with the AST-only figures) and API-Bank (paper Table 2), "
+         "accuracy in %. BFCL items: scored / in the benchmark.", ""]
+        + summarize.table_rows(summaries) + [""]
+        + differences({s["checkpoint"]: d for d, s in loaded}, args.resamples, args.seed)
+        + ["## BFCL-v3 per category", ""] + category_table(summaries)
+        + ["", "## Diagnostic: with the project grammar", "",
+           "Accuracy if the answers that only the project's grammar reads (names with spaces, call lists over lines) "
+           "were read that way; never part of a headline. Categories where it changes nothing are left out.", ""]
+        + (grammar or ["It changes nothing here."])
+        + ["", "## Generation time per item (s)", ""] + category_table(summaries, "bfcl_seconds_per_item")
         + ["", "![accuracy vs iteration](accuracy_vs_iteration.png)", "",
            f"Items per category: {'; '.join(limits)}"
            + (" (the checkpoints differ: compare with care)." if len(limits) > 1 else "."), ""])

@@ -1,11 +1,12 @@
 """One checkpoint's results (make eval): bfcl_scores.json + api_bank_scores.json -> summary.json and
-table.md, the paper's Table 1 row (BFCL-v3: Overall, Non-live, Live, Multi-turn, Rel / Irrel) and
-Table 2 row (API-Bank L1, L2).
+table.md, the paper's Table 1 row (BFCL-v3: Overall, Non-live, Live, Multi-turn, Relevance,
+Irrelevance; the AST-only Non-live AST and Live AST beside them) and Table 2 row (API-Bank L1, L2).
 
     python eval/summarize.py --dir eval/results/default/base [--name base]
 
-A benchmark whose scores file is missing shows as dashes. An aggregate marked * covers only the
-BFCL categories that were run (--categories); summary.json names the missing ones.
+A benchmark whose scores file is missing shows as dashes, and so does a BFCL column whose
+categories were not all run: its value over the categories that were run is printed below the
+table, marked partial, and is in summary.json under "partial" with the missing categories.
 """
 import argparse
 import json
@@ -15,7 +16,8 @@ import common
 from records import RecordError, atomic_write_json, atomic_write_text
 
 TABLE1 = {"overall": "Overall", "non_live": "Non-live", "live": "Live", "multi_turn": "Multi-turn",
-          "relevance": "Rel", "irrelevance": "Irrel"}
+          "relevance": "Relevance", "irrelevance": "Irrelevance"}
+AST_ONLY = {"non_live_ast": "Non-live AST", "live_ast": "Live AST"}
 TABLE2 = {"L-1": "API-Bank L1", "L-2": "API-Bank L2"}
 
 
@@ -30,8 +32,10 @@ def read_scores(path):
 
 
 def summary(name, bfcl, api_bank):
-    """The checkpoint's headline numbers (accuracies in [0, 1], None where not run) and sources."""
-    aggregates = (bfcl or {}).get("aggregates", {})
+    """The checkpoint's headline numbers (accuracies in [0, 1], None where not run or not complete),
+    the partial BFCL aggregates, what was run, and the sources."""
+    bfcl = bfcl or {}
+    aggregates = bfcl.get("aggregates", {})
     levels = (api_bank or {}).get("levels", {})
     source = bfcl or api_bank or {}
     return {
@@ -39,33 +43,60 @@ def summary(name, bfcl, api_bank):
         "model": source.get("model"),
         "adapter": source.get("adapter"),
         "table1": {key: aggregates.get(key, {}).get("accuracy") for key in TABLE1},
-        "table1_missing": {key: aggregates[key]["missing"] for key in TABLE1 if aggregates.get(key, {}).get("missing")},
+        "ast_only": {key: aggregates.get(key, {}).get("accuracy") for key in AST_ONLY},
+        "partial": {key: {"accuracy": node["partial"], "missing": node["missing"]}
+                    for key, node in aggregates.items() if node["accuracy"] is None and node["partial"] is not None},
         "table2": {key: levels.get(key, {}).get("accuracy") for key in TABLE2},
-        "bfcl_categories": {c: s["accuracy"] for c, s in (bfcl or {}).get("categories", {}).items()},
-        "limit": {"bfcl": (bfcl or {}).get("limit"), "api_bank": (api_bank or {}).get("limit")},
-        "seconds_per_item": {"bfcl": (bfcl or {}).get("seconds_per_item"),
+        "bfcl_categories": {c: s["accuracy"] for c, s in bfcl.get("categories", {}).items()},
+        "bfcl_grammar": {c: s["grammar_accuracy"] for c, s in bfcl.get("categories", {}).items()},
+        "bfcl_seconds_per_item": {c: s["seconds_per_item"] for c, s in bfcl.get("categories", {}).items()},
+        "bfcl_coverage": bfcl.get("coverage"),
+        "limit": {"bfcl": bfcl.get("limit"), "api_bank": (api_bank or {}).get("limit")},
+        "seconds_per_item": {"bfcl": bfcl.get("seconds_per_item"),
                              "api_bank": (api_bank or {}).get("seconds_per_item")},
-        "bfcl": bfcl,
+        "bfcl": bfcl or None,
         "api_bank": api_bank,
     }
 
 
-def cell(s, key):
-    value = s["table1"][key]
-    return common.percent(value) + ("*" if key in s["table1_missing"] and value is not None else "")
+def items_cell(s):
+    coverage = s["bfcl_coverage"]
+    return "–" if not coverage else f"{coverage['items']} / {coverage['items_full']}"
 
 
 def table_rows(summaries):
-    """Markdown rows of Table 1 and Table 2 side by side, one row per checkpoint."""
-    lines = ["| Checkpoint | Overall | Non-live | Live | Multi-turn | Rel / Irrel | API-Bank L1 | API-Bank L2 |",
-             "|---|---|---|---|---|---|---|---|"]
+    """Markdown rows of Table 1 (with the AST-only figures) and Table 2 side by side, one row per
+    checkpoint; below them, the partial values of the columns left blank."""
+    labels = list(TABLE1.values()) + list(AST_ONLY.values()) + list(TABLE2.values())
+    lines = ["| Checkpoint | BFCL items | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
     for s in summaries:
-        lines.append(f"| {s['checkpoint']} | {cell(s, 'overall')} | {cell(s, 'non_live')} | {cell(s, 'live')} | "
-                     f"{cell(s, 'multi_turn')} | {cell(s, 'relevance')} / {cell(s, 'irrelevance')} | "
-                     f"{common.percent(s['table2']['L-1'])} | {common.percent(s['table2']['L-2'])} |")
-    if any(s["table1_missing"] for s in summaries):
-        lines += ["", "\\* over the BFCL categories that were run only (`table1_missing` in summary.json)."]
+        values = [s["table1"][k] for k in TABLE1] + [s["ast_only"][k] for k in AST_ONLY] + [s["table2"][k] for k in TABLE2]
+        lines.append(f"| {s['checkpoint']} | {items_cell(s)} | " + " | ".join(map(common.percent, values)) + " |")
+    partial = [partial_line(s) for s in summaries if s["partial"]]
+    if partial:
+        lines += ["", "– in a BFCL column: not every category of the column was run. Partial values, over the "
+                      "categories run only (not comparable with the paper: the leaderboard counts a category not "
+                      "run as 0):", ""] + partial
     return lines
+
+
+def partial_line(s):
+    labels = {**TABLE1, **AST_ONLY}
+    return f"- {s['checkpoint']}: " + "; ".join(
+        f"{labels[k]} {common.percent(p['accuracy'])} ({len(p['missing'])} categories missing)"
+        for k, p in s["partial"].items())
+
+
+def coverage_lines(s):
+    """Which BFCL categories and how many items a checkpoint's run scored."""
+    coverage = s["bfcl_coverage"]
+    if not coverage:
+        return []
+    missing = f"; not run: {', '.join(coverage['missing'])}" if coverage["missing"] else ""
+    limit = s["limit"]["bfcl"]
+    run, everything = len(coverage["categories"]), len(coverage["categories"]) + len(coverage["missing"])
+    return [f"BFCL categories run: {run} of {everything}{missing}. Items: {coverage['items']} of {coverage['items_full']}"
+            + (f" ({limit} per category, spread evenly)." if limit else ".")]
 
 
 def main():
@@ -79,8 +110,8 @@ def main():
     if bfcl is None and api_bank is None:
         raise SystemExit(f"{directory}: neither bfcl_scores.json nor api_bank_scores.json; run eval/bfcl.py or eval/api_bank.py first")
     s = summary(args.name or directory.name, bfcl, api_bank)
-    limits = ", ".join(f"{k} {v or 'none'}" for k, v in s["limit"].items() if v is not None)
-    text = "\n".join([f"# {s['checkpoint']}", ""] + table_rows([s]) + ["", f"Limit per category: {limits}.", ""])
+    text = "\n".join([f"# {s['checkpoint']}", "", "Accuracy in %.", ""] + table_rows([s]) + [""] + coverage_lines(s)
+                     + [f"API-Bank: {s['limit']['api_bank'] or 'all'} records per level." if api_bank else "", ""])
     atomic_write_json(directory / "summary.json", s)
     atomic_write_text(directory / "table.md", text)
     print(text)

@@ -1,69 +1,80 @@
 """Stage 05 (make iterate): step-level MCTS on the hard samples -> step-level preference pairs.
 
 For each hard sample the search grows a tree whose root is the prompt (tools and dialogue) and
-whose edges are answer steps: one call of a call list, or one sentence of a text answer
-(toolcalls.split_steps). A node is the answer so far. One simulation (paper §4.3):
+whose edges are answer steps: one call of a call list, or one sentence of a text answer (steps.py).
+A node is the answer so far, as the token ids the policy produced (gold steps: the ids of the
+gold answer, tokenised whole). One simulation (paper §4.3):
 
   select    from the root, follow PUCT (Eq. 5) through expanded nodes to one not yet expanded,
                 Q(s,a) + c · p(a|s) · √N(s) / (1 + N(s,a)),   p(a|s) = exp(mean token log-prob of a);
-  expand    sample --k next steps in one batch, merge identical ones, and add the gold next step
-            when the node lies on the gold answer (--no-gold leaves it out). A new child s' gets
-            the reward R(s') = O(s') + C(s') (Eq. 6) and r(s,a) = R(s') − R(s);
+  expand    sample --k next steps, merge identical ones, and add the gold next step when the node
+            lies on the gold answer (--no-gold leaves it out). A new child s' gets the reward
+            R(s') = O(s') + w · C(s') (Eq. 6, w = --self-eval-weight) and r(s,a) = R(s') − R(s);
   roll out  from the new child PUCT prefers, sample steps to a terminal state: the end of turn,
             a step longer than --max-step-tokens, or --max-depth steps. The roll-out's steps
-            join the tree as unexpanded nodes, so a later simulation can branch off them;
+            join the tree, so a later simulation can branch off them;
   back up   from that terminal to the root (Eq. 8–9): N += 1, V(s) = Σ N·Q / Σ N over the
             visited children, Q(s,a) = r(s,a) + γ·V(s').
 
-O(s) is 0 before the end; at a terminal it is +1 if the answer was finished and matches the gold
-(toolcalls.answers_match: the same calls and values in any order, or text for a text answer),
-−1 otherwise. C(s) is the self-evaluation (Eq. 7): one forward pass of the policy on the prompt
-in stages/self_eval_prompt.txt (tools, dialogue, gold answer, partial answer) and the expected
-grade score under the probabilities of the letters A–D renormalised over them (--grade-scores).
+O(s) is 0 before the end; at a terminal it is +1 if the answer was finished and is correct
+(outcome.is_correct: the gold's calls, or for a text gold the same job done — see outcome.py),
+−1 otherwise (malformed calls and special tokens included). C(s) is the self-evaluation (Eq. 7):
+one forward pass of the policy on the prompt in stages/self_eval_prompt.txt (tools, dialogue,
+gold answer, partial answer), the expected grade score under the probabilities of the letters A–D
+renormalised over them (--grade-scores). w < 1 keeps the grades' span (3.0 by default) below the
+outcome's (2.0), so that no grade can outvote a wrong or right answer.
 
-Pairs: at every node with ≥ 2 children, the highest-Q child is chosen and the lowest-Q one
-rejected, if Q(chosen) > Q(rejected) + --pair-gap. The prompt is the dialogue plus the answer
-so far; the same tokens (modeling.encode_continuation) score p(a|s) here and train in stage 06.
+Sampling: temperature, then top-k and top-p (nucleus) and min-p filtering; each sample draws
+from its own seeded generator, so its tree does not depend on which samples share its batch.
 
-Speed. The tree logic below is plain functions over a list of dicts; the model sits behind a
-small policy object (propose, rollout, priors, confidence). The model-backed one prefills the
-sample's prompt once and forks that KV cache for every state; the k candidates of a node are
-sampled as one batch of k rows from the fork, each stopping at its first step boundary (rows
-that finish leave the batch); the priors of a node's children are one batched forward; the
-self-evaluation prompt up to the partial answer is prefilled once per sample and the partial
-answers of all new nodes are scored as one right-padded batch on top of it, with the LM head
-applied to one position per row. --no-prefix-cache recomputes every prompt instead (and samples
-the k candidates one by one): the benchmark baseline.
+Pairs, at every node with ≥ 2 children that have been rolled out (or are terminal): the child
+of highest Q is chosen, the one of lowest Q rejected, unless the two are the same answer in other
+words (outcome.equivalent, or the same call) — and only when the outcome speaks for the chosen:
+it reached a correct answer in some roll-out and the rejected never did (with a Q gap over
+--pair-gap), or its Q exceeds the rejected's by --outcome-margin, which grades alone cannot span.
+A pair's prompt is the dialogue plus the answer so far, as token ids, and chosen and rejected
+are the ids of the steps themselves: exactly the tokens the policy produced (stage 06 trains on
+them as they are). pairs_audit.json and pairs_audit.md describe the pairs (see `audit`).
 
-Resume. Each finished sample's pairs are appended (one line) to .pairs.partial.<rank>.jsonl in
-the output directory and its tree written to --trees-dir/<id>.json; a re-run with the same
-settings and inputs skips finished samples. --out (make's target) appears only at the end,
-with mcts_stats.json beside it (simulations/s, generated tokens/s, pairs per sample).
+Speed. Samples are searched in lockstep, --batch-samples at a time: each tree's search is a
+generator that yields what it needs from the model (sampled steps, priors of gold steps,
+self-evaluations), and one batched forward serves every tree's requests (generation.Rows: each
+sample's prompt and self-evaluation prompt are prefilled once and forked for every state).
+
+Resume. Each finished batch of samples is appended to .pairs.partial.<rank>.jsonl in the output
+directory (a line per sample) and its trees written to --trees-dir/<id>.json; a re-run with the
+same settings and inputs skips finished samples. --out (make's target) appears only at the end,
+with mcts_stats.json and the audit beside it. Under torchrun the batches are dealt out to the
+ranks whole, so a batch's samples and their trees are the same whatever the number of ranks.
 """
 import argparse
 import json
 import math
 import os
+import random
 import re
 import shutil
 import string
 import sys
 import time
 import zlib
+from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from tqdm import tqdm
-from transformers import DynamicCache
 
 import distributed
+import generation
 import modeling
 import training
-from logprobs import cached_hidden, decoder_hidden, fork_cache, head_logits, head_logprobs
-from records import RecordError, atomic_write_json, check_samples, read_jsonl, tools_from_system, write_jsonl
-from steps import first_step_end, split_steps
-from toolcalls import answers_match
+from logprobs import head_logits, head_logprobs
+from outcome import equivalent, is_clean, is_correct
+from records import RecordError, atomic_write_json, atomic_write_text, check_samples, read_jsonl, \
+    tools_from_system, write_jsonl
+from steps import first_step_end, is_call_list, token_cut, token_steps
+from toolcalls import parse_answer, same_calls
 
 EVAL_PROMPT = Path(__file__).with_name("self_eval_prompt.txt")
 GRADES = "ABCD"
@@ -73,6 +84,8 @@ class Step(NamedTuple):
     text: str
     ends: bool  # the answer ends after this step (the policy produced end-of-turn)
     truncated: bool = False  # cut at --max-step-tokens without reaching a step boundary
+    ids: tuple = ()  # the step's token ids (end-of-turn included when it ends the answer)
+    prior: float | None = None  # p(a|s) when known from sampling it
 
 
 # --- the search tree: a list of plain dicts, node id = index ------------------------------------
@@ -82,10 +95,11 @@ def add_node(tree, parent, step, max_depth):
     depth = 0 if parent is None else parent["depth"] + 1
     node = {"id": len(tree), "parent": None if parent is None else parent["id"], "depth": depth,
             "step": step.text, "answer": (parent["answer"] if parent else "") + step.text,
+            "step_ids": list(step.ids), "answer_ids": (parent["answer_ids"] if parent else []) + list(step.ids),
             "ends": step.ends, "truncated": step.truncated,
             "terminal": step.ends or step.truncated or depth >= max_depth,
             "expanded": False, "children": [], "gold": False, "sampled": 0, "rollout": False,
-            "prior": None, "outcome": 0, "confidence": None, "reward": None, "r": 0.0,
+            "prior": step.prior, "outcome": 0, "confidence": None, "reward": None, "r": 0.0,
             "N": 0, "V": 0.0, "Q": 0.0}
     tree.append(node)
     if parent is not None:
@@ -99,19 +113,19 @@ def find_child(tree, node, step):
                 None)
 
 
-def outcome(node, gold):
-    """O(s): 0 before the end; at a terminal +1 for a finished answer that matches the gold, else −1."""
+def outcome(node, sample):
+    """O(s): 0 before the end; at a terminal +1 for a finished answer that is correct, else −1."""
     if not node["terminal"]:
         return 0
-    return 1 if node["ends"] and answers_match(node["answer"], gold) else -1
+    return 1 if node["ends"] and is_correct(node["answer"], sample) else -1
 
 
-def set_rewards(tree, nodes, confidences, gold):
-    """R = O + C (Eq. 6) and r = R − R(parent) for new nodes; Q = r until a visit gives them a V."""
+def set_rewards(tree, nodes, confidences, sample, weight):
+    """R = O + w·C (Eq. 6) and r = R − R(parent) for new nodes; Q = r until a visit gives them a V."""
     for node, confidence in zip(nodes, confidences):
-        node["outcome"] = outcome(node, gold)
+        node["outcome"] = outcome(node, sample)
         node["confidence"] = confidence
-        node["reward"] = node["outcome"] + confidence
+        node["reward"] = node["outcome"] + weight * confidence
         node["r"] = node["reward"] - tree[node["parent"]]["reward"]
         node["Q"] = node["r"]
 
@@ -144,16 +158,23 @@ def backup(tree, node, gamma):
 
 
 def gold_next_step(gold_steps, node):
-    """The gold answer's next step when `node` is on the gold answer, else None."""
+    """The gold answer's next step (a Step with its ids) when `node` is on the gold answer, else None."""
     depth = node["depth"]
-    if depth < len(gold_steps) and node["answer"] == "".join(gold_steps[:depth]):
-        return Step(gold_steps[depth], ends=depth == len(gold_steps) - 1)
-    return None
+    if depth >= len(gold_steps) or node["answer_ids"] != [t for step in gold_steps[:depth] for t in step.ids]:
+        return None
+    return gold_steps[depth]
 
 
-def expand(tree, node, policy, gold, gold_steps, k, add_gold, max_depth):
+# --- one search, as a generator of requests to the model -----------------------------------------
+# A request is (kind, payload): ("generate", (node, max_steps, rows)) -> for each of `rows` rows
+# the steps sampled after `node`; ("priors", (node, [steps])) -> p(a|s) of each step;
+# ("confidence", [nodes]) -> C of each node. run_search answers them from a policy object;
+# run_lockstep answers the requests of many searches with one batch per kind.
+
+def expand(tree, node, sample, gold_steps, *, k, add_gold, max_depth, weight):
     """Children for k sampled next steps (and the gold one); priors and rewards for new children."""
-    candidates = [(step, False) for step in policy.propose(node["answer"], k)]
+    rows = yield "generate", (node, 1, k)
+    candidates = [(steps[0], False) for steps in rows]
     gold_step = gold_next_step(gold_steps, node) if add_gold else None
     if gold_step is not None:
         candidates.append((gold_step, True))
@@ -165,19 +186,21 @@ def expand(tree, node, policy, gold, gold_steps, k, add_gold, max_depth):
             new.append(child)
         child["gold"] |= is_gold
         child["sampled"] += 0 if is_gold else 1
-    children = [tree[i] for i in node["children"]]
-    unscored = [child for child in children if child["prior"] is None]  # new ones, and a roll-out's
-    for child, prior in zip(unscored, policy.priors(node["answer"], [(ch["step"], ch["ends"]) for ch in unscored])):
-        child["prior"] = prior
+    unscored = [tree[i] for i in node["children"] if tree[i]["prior"] is None]  # gold steps never sampled
+    if unscored:
+        priors = yield "priors", (node, [Step(c["step"], c["ends"], ids=tuple(c["step_ids"])) for c in unscored])
+        for child, prior in zip(unscored, priors):
+            child["prior"] = prior
     if new:
-        set_rewards(tree, new, policy.confidence([child["answer"] for child in new]), gold)
+        set_rewards(tree, new, (yield "confidence", new), sample, weight)
     node["expanded"] = True
 
 
-def roll_out(tree, node, policy, gold, max_depth):
+def roll_out(tree, node, sample, *, max_depth, weight):
     """Sample steps from `node` to a terminal state, adding them to the tree; returns the last."""
+    (steps,) = yield "generate", (node, max_depth - node["depth"], 1)
     new = []
-    for step in policy.rollout(node["answer"], max_depth - node["depth"]):
+    for step in steps:
         child = find_child(tree, node, step)
         if child is None:
             child = add_node(tree, node, step, max_depth)
@@ -187,59 +210,185 @@ def roll_out(tree, node, policy, gold, max_depth):
         if node["terminal"]:
             break
     if new:
-        set_rewards(tree, new, policy.confidence([child["answer"] for child in new]), gold)
+        set_rewards(tree, new, (yield "confidence", new), sample, weight)
     return node
 
 
-def search(sample, policy, *, simulations, k, max_depth, c, gamma, add_gold):
-    """The search tree of one sample after `simulations` simulations."""
-    gold = sample["answer"]
-    gold_steps = split_steps(gold)
+def search(sample, gold_steps, *, simulations, k, max_depth, c, gamma, add_gold, weight):
+    """The search tree of one sample after `simulations` simulations (a generator of requests)."""
     tree = []
     root = add_node(tree, None, Step("", ends=False), max_depth)
-    root["confidence"] = root["reward"] = policy.confidence([""])[0]
+    (root["confidence"],) = yield "confidence", [root]
+    root["reward"] = weight * root["confidence"]
     for _ in range(simulations):
         leaf = select_leaf(tree, c)
         if not leaf["terminal"]:
-            expand(tree, leaf, policy, gold, gold_steps, k, add_gold, max_depth)
+            yield from expand(tree, leaf, sample, gold_steps, k=k, add_gold=add_gold, max_depth=max_depth,
+                              weight=weight)
             leaf = best_child(tree, leaf, c)
             if not leaf["terminal"]:
-                leaf = roll_out(tree, leaf, policy, gold, max_depth)
+                leaf = yield from roll_out(tree, leaf, sample, max_depth=max_depth, weight=weight)
         backup(tree, leaf, gamma)
     return tree
 
 
-def preference_pairs(tree, sample, gap):
-    """Highest- vs lowest-Q child at every node with ≥ 2 children, when their Q differ by > gap."""
+def run_search(searching, policy):
+    """Drive one search with a policy answering each request (policy.generate / priors / confidence)."""
+    request = next(searching)
+    while True:
+        kind, payload = request
+        if kind == "generate":
+            node, max_steps, rows = payload
+            answer = [policy.generate(node, max_steps) for _ in range(rows)]
+        elif kind == "priors":
+            answer = policy.priors(*payload)
+        else:
+            answer = policy.confidence(payload)
+        try:
+            request = searching.send(answer)
+        except StopIteration as done:
+            return done.value
+
+
+def run_lockstep(searches, policy):
+    """Drive many searches at once: every round, all pending requests of one kind go to the policy
+    as one batch (policy.generate_batch / priors_batch / confidence_batch take [(search index,
+    payload)]). Returns the trees in the order of `searches`."""
+    pending = {i: next(s) for i, s in enumerate(searches)}
+    trees = [None] * len(searches)
+    while pending:
+        for kind in ("generate", "priors", "confidence"):
+            asks = [(i, request[1]) for i, request in pending.items() if request[0] == kind]
+            if not asks:
+                continue
+            answers = getattr(policy, f"{kind}_batch")(asks)
+            for (i, _), answer in zip(asks, answers):
+                try:
+                    pending[i] = searches[i].send(answer)
+                except StopIteration as done:
+                    trees[i] = done.value
+                    del pending[i]
+    return trees
+
+
+# --- pairs -----------------------------------------------------------------------------------------
+
+def correct_below(tree):
+    """For every node: whether a correct terminal lies at or below it (some roll-out reached one)."""
+    reached = [node["terminal"] and node["outcome"] == 1 for node in tree]
+    for node in reversed(tree):  # children come after their parents
+        if node["parent"] is not None and reached[node["id"]]:
+            reached[node["parent"]] = True
+    return reached
+
+
+def step_calls(text, names):
+    """The call of a call-list step ('[A(x=1),' or ' B(y=2)]'), or None if it is not one call."""
+    calls = parse_answer("[" + text.strip().lstrip("[").rstrip(",").rstrip().rstrip("]") + "]", names)
+    return calls if calls is not None and len(calls) == 1 else None
+
+
+def same_answer(a, b, sample, names):
+    """Whether two sibling steps are one answer in other words: finished answers that are
+    equivalent, or steps holding the same call (and both closing the list, or neither)."""
+    if a["ends"] and b["ends"]:
+        return equivalent(a["answer"], b["answer"], sample)
+    if a["ends"] != b["ends"]:
+        return False
+    calls_a, calls_b = step_calls(a["step"], names), step_calls(b["step"], names)
+    if calls_a is not None and calls_b is not None:
+        return same_calls(calls_a, calls_b) and a["step"].rstrip().endswith("]") == b["step"].rstrip().endswith("]")
+    return " ".join(a["step"].split()) == " ".join(b["step"].split())
+
+
+def malformed(node, names):
+    """A step no answer should take: special tokens or control characters, a call-list step that
+    is not one well-formed call, or a finished answer that attempts a call and does not parse."""
+    if not is_clean(node["step"]):
+        return True
+    if is_call_list(node["answer"]):
+        if node["ends"]:
+            return parse_answer(node["answer"], names) is None
+        return step_calls(node["step"], names) is None
+    return False
+
+
+def preference_pairs(tree, sample, gap, margin=1.0):
+    """Highest- vs lowest-Q rolled-out child at every node, when the outcome backs the choice:
+    the chosen reached a correct answer and the rejected never did (Q gap > gap), or the Q gap
+    is at least `margin`. Equivalent answers never pair."""
+    names = [t["name"] for t in tools_from_system(sample["system"]) or []]
+    reached = correct_below(tree)
+    kind = "text" if parse_answer(sample["answer"], names) is None else "call"
     pairs = []
     for node in tree:
-        children = [tree[i] for i in node["children"]]
+        children = [tree[i] for i in node["children"] if tree[i]["N"] > 0 or tree[i]["terminal"]]
         if len(children) < 2:
             continue
         chosen = max(children, key=lambda child: child["Q"])
         rejected = min(children, key=lambda child: child["Q"])
-        if chosen["Q"] > rejected["Q"] + gap:
-            pairs.append({"id": f"{sample['id']}:{node['id']}", "sample_id": sample["id"], "depth": node["depth"],
-                          "system": sample["system"], "messages": sample["messages"], "prefix": node["answer"],
-                          "chosen": chosen["step"], "rejected": rejected["step"],
-                          "chosen_ends": chosen["ends"], "rejected_ends": rejected["ends"],
-                          "q_chosen": chosen["Q"], "q_rejected": rejected["Q"]})
+        q_gap = chosen["Q"] - rejected["Q"]
+        decisive = reached[chosen["id"]] and not reached[rejected["id"]]
+        if not ((decisive and q_gap > gap) or q_gap >= margin) or same_answer(chosen, rejected, sample, names):
+            continue
+        pairs.append({"id": f"{sample['id']}:{node['id']}", "sample_id": sample["id"], "depth": node["depth"],
+                      "kind": kind, "system": sample["system"], "messages": sample["messages"],
+                      "prefix": node["answer"], "prefix_ids": node["answer_ids"],
+                      "chosen": chosen["step"], "chosen_ids": chosen["step_ids"],
+                      "rejected": rejected["step"], "rejected_ids": rejected["step_ids"],
+                      "chosen_ends": chosen["ends"], "rejected_ends": rejected["ends"],
+                      "q_chosen": chosen["Q"], "q_rejected": rejected["Q"],
+                      "chosen_correct": reached[chosen["id"]], "rejected_correct": reached[rejected["id"]],
+                      "chosen_malformed": malformed(chosen, names), "rejected_malformed": malformed(rejected, names),
+                      "chosen_gold": chosen["gold"]})
     return pairs
 
 
-# --- the policy behind the search: Gemma (or any causal LM) with KV-cache reuse -----------------
+def audit(pairs):
+    """What the pairs teach: shares of pairs whose chosen reached a correct answer and whose
+    rejected did not ("decisive"), whose chosen or rejected step is malformed, whose chosen is
+    the gold step; overall, per answer kind (call / text) and per depth."""
+    def shares(group):
+        n = len(group)
+        share = (lambda key: round(sum(key(p) for p in group) / n, 4)) if n else (lambda key: None)
+        return {"pairs": n, "decisive": share(lambda p: p["chosen_correct"] and not p["rejected_correct"]),
+                "chosen_malformed": share(lambda p: p["chosen_malformed"]),
+                "rejected_malformed": share(lambda p: p["rejected_malformed"]),
+                "chosen_gold": share(lambda p: p["chosen_gold"]),
+                "samples": len({p["sample_id"] for p in group})}
 
-def step_end(text, start):
-    """End of the step that starts at `start`, once it is complete with the whitespace after it
-    (a non-space character follows): generation may stop there, and the step is exactly the
-    one split_steps cuts from the finished answer. None while the step is still being written.
-    Whitespace alone is no step (the previous step was cut before all of its trailing
-    whitespace was written): it joins the step after it."""
-    end = first_step_end(text, start)
-    while end is not None and not text[start:end].strip():
-        end = first_step_end(text, end)
-    return end if end is not None and end < len(text) else None
+    by_kind, by_depth = defaultdict(list), defaultdict(list)
+    for p in pairs:
+        by_kind[p["kind"]].append(p)
+        by_depth[str(p["depth"])].append(p)
+    return {**shares(pairs), "by_kind": {k: shares(v) for k, v in sorted(by_kind.items())},
+            "by_depth": {d: shares(v) for d, v in sorted(by_depth.items(), key=lambda kv: int(kv[0]))}}
 
+
+def audit_markdown(report, pairs, n=20, seed=0):
+    """The audit's figures and `n` pairs drawn at random, to be read by eye."""
+    def row(label, s):
+        return f"| {label} | {s['pairs']} | {s['samples']} | {s['decisive']} | {s['chosen_malformed']} | " \
+               f"{s['rejected_malformed']} | {s['chosen_gold']} |"
+
+    lines = ["# Pair audit", "",
+             "| pairs | n | samples | decisive | chosen malformed | rejected malformed | chosen = gold step |",
+             "|---|---|---|---|---|---|---|", row("all", report)]
+    lines += [row(f"kind {k}", s) for k, s in report["by_kind"].items()]
+    lines += [row(f"depth {d}", s) for d, s in report["by_depth"].items()]
+    lines += ["", "Decisive: the chosen step reached a correct answer in some roll-out, the rejected never did.", ""]
+    for p in random.Random(seed).sample(pairs, min(n, len(pairs))):
+        user = next((m["content"] for m in reversed(p["messages"]) if m["role"] == "user"), "")
+        lines += [f"## {p['id']} ({p['kind']}, depth {p['depth']})", "",
+                  f"- user: {user[:300]!r}", f"- answer so far: {p['prefix']!r}",
+                  f"- chosen (Q {p['q_chosen']:.2f}, {'correct' if p['chosen_correct'] else 'not correct'}"
+                  f"{', malformed' if p['chosen_malformed'] else ''}): {p['chosen']!r}",
+                  f"- rejected (Q {p['q_rejected']:.2f}, {'correct' if p['rejected_correct'] else 'not correct'}"
+                  f"{', malformed' if p['rejected_malformed'] else ''}): {p['rejected']!r}", ""]
+    return "\n".join(lines)
+
+
+# --- the policy behind the search: a causal LM over batched KV caches -------------------------------
 
 def render_dialogue(messages):
     names = {"user": "User", "assistant": "Assistant", "tool": "Tool result"}
@@ -257,41 +406,75 @@ def load_eval_template(path):
 
 
 def eval_prompt_parts(tokenizer, template, sample):
-    """(token ids of the self-evaluation prompt up to the partial answer, the text after it)."""
+    """(token ids of the self-evaluation prompt up to the partial answer, token ids after it)."""
     marker = "\x00PARTIAL\x00"
-    content = template.format(tools=json.dumps(tools_from_system(sample["system"]), ensure_ascii=False),
+    content = template.format(tools=json.dumps(tools_from_system(sample["system"]) or [], ensure_ascii=False),
                               dialogue=render_dialogue(sample["messages"]), gold=sample["answer"], partial=marker)
     text = tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                          add_generation_prompt=True)
     head, tail = text.split(marker)
-    return tokenizer(head, add_special_tokens=False).input_ids, tail
+    return (tokenizer(head, add_special_tokens=False).input_ids,
+            tokenizer(tail, add_special_tokens=False).input_ids)
+
+
+def gold_step_list(tokenizer, sample, eot_id, names):
+    """The gold answer as Steps of its own token ids (tokenised whole, cut at clean boundaries)."""
+    ids = tokenizer(sample["answer"], add_special_tokens=False).input_ids
+
+    def decode(ids):
+        return tokenizer.decode(ids, skip_special_tokens=False)
+
+    pieces = token_steps(ids, decode, names)
+    steps, done = [], []
+    for i, piece in enumerate(pieces):
+        last = i == len(pieces) - 1
+        text = decode(done + piece)[len(decode(done)):]
+        steps.append(Step(text, ends=last, ids=tuple(piece + ([eot_id] if last else []))))
+        done += piece
+    return steps
+
+
+def sample_tokens(logits, generators, temperature, top_k, top_p, min_p):
+    """One token per row: temperature, then top-k, top-p and min-p filtering, then a draw by
+    inverting the cumulative distribution with one uniform number from the row's own generator
+    (temperature 0: greedy)."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    scaled = logits / temperature
+    if top_k:
+        values, index = scaled.topk(min(top_k, scaled.shape[-1]), dim=-1)
+    else:
+        values, index = scaled.sort(dim=-1, descending=True)
+    probs = torch.softmax(values, dim=-1)
+    if min_p > 0:
+        probs = probs * (probs >= min_p * probs[:, :1])
+    if top_p < 1:
+        probs = probs * (probs.cumsum(dim=-1) - probs < top_p)  # keep the smallest head reaching top_p
+    cumulative = probs.double().cumsum(dim=-1)
+    uniform = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators]).to(logits.device)
+    choice = torch.searchsorted(cumulative, (uniform * cumulative[:, -1])[:, None], right=True)
+    return index.gather(1, choice.clamp(max=index.shape[1] - 1))[:, 0]
 
 
 class ModelPolicy:
-    """propose / rollout / priors / confidence for one sample, from a causal LM.
+    """The model behind a batch of searches: each sample's prompt and self-evaluation prompt
+    prefilled once (generation.Rows), forked for every request, one batch per kind of request."""
 
-    A state (node) is the token sequence modeling.encode_continuation gives for the answer so far:
-    the prompt, then the answer text tokenised on its own, exactly as stage 06 will see it. With
-    reuse, every state starts from a fork of the prompt's KV cache and feeds only the answer so
-    far. Keeping a cache per node would save little more: the answer so far is a few dozen
-    tokens next to a prompt of hundreds, and a child's tokens need not extend its parent's
-    (tokenising prefix + step in one piece may merge across the cut). Caches hold a state minus
-    its last token, which is fed together with whatever continues it.
-    """
-
-    def __init__(self, model, tokenizer, sample, template, *, eot_id, temperature, max_step_tokens, grade_scores,
-                 reuse, generator):
-        self.model, self.tokenizer, self.sample, self.reuse = model, tokenizer, sample, reuse
-        self.temperature, self.max_step_tokens, self.generator = temperature, max_step_tokens, generator
+    def __init__(self, model, tokenizer, samples, template, *, eot_id, generators, sampling, max_step_tokens,
+                 grade_scores):
+        self.model, self.tokenizer, self.samples = model, tokenizer, samples
+        self.generators, self.sampling, self.max_step_tokens = generators, sampling, max_step_tokens
         self.device = next(model.parameters()).device
-        self.eot_id = eot_id
-        self.stop_ids = {self.eot_id, tokenizer.eos_token_id}
+        self.eot_id, self.pad_id = eot_id, tokenizer.pad_token_id
+        self.stop_ids = {eot_id, tokenizer.eos_token_id} - {None}
+        self.names = [[t["name"] for t in tools_from_system(s["system"]) or []] for s in samples]
         self.grade_ids = [self.token_id(letter) for letter in GRADES]
         self.grade_scores = torch.tensor(grade_scores, device=self.device)
-        self.prompt_ids = self.state_ids("")
-        self.eval_ids, self.eval_tail = eval_prompt_parts(tokenizer, template, sample)
-        self.prompt_cache = self.prefill(self.prompt_ids[:-1]) if reuse else None
-        self.eval_cache = self.prefill(self.eval_ids) if reuse else None
+        prompts = [modeling.encode_prompt(tokenizer, s["system"], s["messages"]) for s in samples]
+        self.prompt_rows, self.prompt_last = generation.prefill(model, prompts, self.pad_id)
+        parts = [eval_prompt_parts(tokenizer, template, s) for s in samples]
+        self.eval_rows, self.eval_last = generation.prefill(model, [head for head, _ in parts], self.pad_id)
+        self.eval_tails = [tail for _, tail in parts]
         self.generated_tokens = 0
 
     def token_id(self, text):
@@ -300,125 +483,144 @@ class ModelPolicy:
             raise ValueError(f"the grade letter {text!r} is not a single token for this tokenizer: {ids}")
         return ids[0]
 
-    def state_ids(self, answer):
-        return modeling.encode_continuation(self.tokenizer, self.sample["system"], self.sample["messages"],
-                                            answer, "", False, self.eot_id)[0]
+    def decode(self, ids):
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
 
-    def tensor(self, rows):
-        return torch.tensor(rows, dtype=torch.long, device=self.device)
+    def continue_rows(self, rows, last, trees, feeds):
+        """Hidden state after each row's feed (a row fed nothing keeps its prompt's last state)."""
+        if not any(feeds):
+            return last[torch.tensor(trees, device=self.device)]
+        hidden = rows.extend(feeds, self.pad_id)
+        return torch.stack([hidden[row, len(feed) - 1] if feed else last[tree]
+                            for row, (tree, feed) in enumerate(zip(trees, feeds))])
 
-    def prefill(self, ids):
-        cache = DynamicCache(config=self.model.config)
-        cached_hidden(self.model, self.tensor([ids]), cache)
-        return cache
+    # -- generation: k proposals of one step, or a roll-out of several ------------------------------
 
-    def cache_of(self, ids):
-        """A KV cache holding `ids` (a state minus its last token): a fork of the prompt's cache fed
-        the rest, or, without reuse, all of it computed afresh."""
-        if not self.reuse:
-            return self.prefill(ids)
-        cache = fork_cache(self.prompt_cache)
-        rest = ids[len(self.prompt_ids) - 1:]
-        if rest:
-            cached_hidden(self.model, self.tensor([rest]), cache)
-        return cache
-
-    def hidden_after(self, prefix_ids, prefix_cache, suffixes):
-        """Hidden states [len(suffix), H] of each suffix following prefix_ids. With reuse, the
-        prefix's cache is forked into one row per suffix and the suffixes run as one right-padded
-        batch (causal attention never looks right, so padding needs no mask)."""
-        if not self.reuse:
-            return [decoder_hidden(self.model, self.tensor([prefix_ids + s]))[0, len(prefix_ids):] for s in suffixes]
-        width = max(map(len, suffixes))
-        batch = self.tensor([s + [self.tokenizer.pad_token_id] * (width - len(s)) for s in suffixes])
-        hidden = cached_hidden(self.model, batch, fork_cache(prefix_cache, len(suffixes)))
-        return [hidden[row, :len(s)] for row, s in enumerate(suffixes)]
-
-    def confidence(self, answers):
-        """C(s) for each partial answer: the expected grade score under p(A..D), renormalised."""
-        suffixes = [self.tokenizer(answer + self.eval_tail, add_special_tokens=False).input_ids for answer in answers]
-        last = torch.stack([h[-1] for h in self.hidden_after(self.eval_ids, self.eval_cache, suffixes)])
-        grade_probs = torch.softmax(head_logits(self.model, last)[:, self.grade_ids], dim=-1)
-        return (grade_probs @ self.grade_scores).tolist()
-
-    def priors(self, answer, steps):
-        """p(a|s) = exp(mean token log-prob) of each (text, ends) step after `answer`."""
-        if not steps:
-            return []
-        encoded = [modeling.encode_continuation(self.tokenizer, self.sample["system"], self.sample["messages"],
-                                                answer, text, ends, self.eot_id) for text, ends in steps]
-        state = encoded[0][0]
-        completions = [completion for _, completion in encoded]
-        cache = self.cache_of(state[:-1]) if self.reuse else None
-        hidden = self.hidden_after(state[:-1], cache, [[state[-1]] + c for c in completions])
-        targets = torch.cat([self.tensor(c) for c in completions])
-        logps = head_logprobs(self.model, torch.cat([h[:len(c)] for h, c in zip(hidden, completions)]), targets)
-        return [math.exp(chunk.mean().item()) for chunk in logps.split([len(c) for c in completions])]
-
-    def propose(self, answer, k):
-        """k sampled next steps: one batch of k rows from the state's cache, or k separate runs."""
-        state = self.state_ids(answer)
-        if self.reuse:
-            rows = self.generate(fork_cache(self.cache_of(state[:-1]), k), [state[-1]] * k, answer, max_steps=1)
-        else:
-            rows = [self.generate(self.cache_of(state[:-1]), [state[-1]], answer, max_steps=1)[0] for _ in range(k)]
-        return [steps[0] for steps in rows]
-
-    def rollout(self, answer, max_steps):
-        """Steps sampled after `answer` until the end of turn, a truncated step or max_steps."""
-        state = self.state_ids(answer)
-        return self.generate(self.cache_of(state[:-1]), [state[-1]], answer, max_steps)[0]
-
-    def sample_tokens(self, hidden):
-        """One token per row at the temperature (0: greedy). Sampled by inverting the cumulative
-        distribution with one uniform number per row: torch.multinomial over a 262k vocabulary
-        costs ~20× more on a CPU."""
-        logits = head_logits(self.model, hidden)
-        if self.temperature <= 0:
-            return logits.argmax(dim=-1)
-        cumulative = torch.softmax(logits / self.temperature, dim=-1).double().cumsum(dim=-1)
-        uniform = torch.rand(len(logits), 1, generator=self.generator, dtype=torch.float64, device=self.device)
-        tokens = torch.searchsorted(cumulative, uniform * cumulative[:, -1:], right=True)
-        return tokens[:, 0].clamp(max=logits.shape[-1] - 1)
-
-    def generate(self, cache, last_ids, answer, max_steps):
-        """Sample a continuation of `answer` per row until it has max_steps steps, ends or runs over
-        --max-step-tokens in a step; the cache holds everything before last_ids. Returns each row's steps."""
-        rows = [{"ids": [], "start": len(answer), "step_tokens": 0, "steps": []} for _ in last_ids]
-        active = list(range(len(rows)))
-        inputs = self.tensor(last_ids)[:, None]
-        while active:
-            next_ids = self.sample_tokens(cached_hidden(self.model, inputs, cache)[:, -1])
+    @torch.inference_mode()
+    def generate_batch(self, asks):
+        """asks: [(tree, (node, max_steps, n_rows))] -> for each ask, n_rows lists of Steps."""
+        jobs = [(tree, node, max_steps) for tree, (node, max_steps, n_rows) in asks for _ in range(n_rows)]
+        trees = [tree for tree, _, _ in jobs]
+        rows = self.prompt_rows.select(trees)
+        feeds = [node["answer_ids"] for _, node, _ in jobs]
+        hidden = self.continue_rows(rows, self.prompt_last, trees, feeds)
+        states = [self.start_row(node, max_steps, tree) for tree, node, max_steps in jobs]
+        running = list(range(len(jobs)))  # job of each row of `rows`
+        while True:
+            logits = head_logits(self.model, hidden)
+            logps = logits.log_softmax(dim=-1)
+            active = [row for row, job in enumerate(running) if not states[job]["done"]]
+            tokens = torch.zeros(len(running), dtype=torch.long, device=self.device)
+            if active:
+                index = torch.tensor(active, device=self.device)
+                tokens[index] = sample_tokens(logits[index], [self.generators[trees[running[r]]] for r in active],
+                                              **self.sampling)
+            for row in active:
+                token = tokens[row].item()
+                self.advance(states[running[row]], token, logps[row, token].item())
             self.generated_tokens += len(active)
-            keep = []  # positions in the batch of the rows that go on
-            for i, (row, token) in enumerate(zip(active, next_ids.tolist())):
-                if self.advance(rows[row], token, answer, max_steps):
-                    keep.append(i)
-            if len(keep) < len(active):
-                active = [active[i] for i in keep]
-                if active:
-                    cache.batch_select_indices(self.tensor(keep))
-            inputs = next_ids[keep][:, None]
-        return [row["steps"] for row in rows]
+            live = [row for row, job in enumerate(running) if not states[job]["done"]]
+            if not live:
+                break
+            if len(live) <= 0.75 * len(running):  # compact the cache now and then, not per finished row
+                rows, running, tokens = rows.select(live), [running[r] for r in live], tokens[live]
+            hidden = rows.extend([[t] for t in tokens.tolist()], self.pad_id)[:, -1].contiguous()
+        out, position = [], 0
+        for _, (_, _, n_rows) in asks:
+            out.append([states[j]["steps"] for j in range(position, position + n_rows)])
+            position += n_rows
+        return out
 
-    def advance(self, row, token, answer, max_steps):
-        """Take one sampled token into a row, cutting off steps as they complete; False once done."""
+    def start_row(self, node, max_steps, tree):
+        ids = [t for t in node["answer_ids"] if t not in self.stop_ids]
+        lengths = [None] * len(ids) + [len(node["answer"])]
+        return {"ids": ids, "lengths": lengths, "start": len(ids), "logps": [], "steps": [], "done": False,
+                "max_steps": max_steps, "names": self.names[tree]}
+
+    def advance(self, state, token, logp):
+        """Take one sampled token into a row, cutting off steps as they complete."""
         if token in self.stop_ids:
-            text = answer + self.tokenizer.decode(row["ids"])
-            row["steps"].append(Step(text[row["start"]:], ends=True))
-            return False
-        row["ids"].append(token)
-        row["step_tokens"] += 1
-        text = answer + self.tokenizer.decode(row["ids"])
-        end = step_end(text, row["start"])
-        if end is not None:
-            row["steps"].append(Step(text[row["start"]:end], ends=False))
-            row["start"], row["step_tokens"] = end, 0
-            return len(row["steps"]) < max_steps
-        if row["step_tokens"] >= self.max_step_tokens:
-            row["steps"].append(Step(text[row["start"]:], ends=False, truncated=True))
-            return False
-        return True
+            self.finish_step(state, len(state["ids"]), ends=True, extra=([token], [logp]))
+            state["done"] = True
+            return
+        state["ids"].append(token)
+        state["logps"].append(logp)
+        text = self.decode(state["ids"])
+        state["lengths"].append(None if text.endswith("\ufffd") else len(text))
+        start_char = state["lengths"][state["start"]]
+        cut = first_step_end(text, start_char, state["names"])
+        if cut is not None:
+            end = token_cut(state["lengths"], cut, state["start"] + 1)
+            if end is not None:
+                self.finish_step(state, end, ends=False)
+                if len(state["steps"]) >= state["max_steps"]:
+                    state["done"] = True
+                return
+        if len(state["ids"]) - state["start"] >= self.max_step_tokens:
+            self.finish_step(state, len(state["ids"]), ends=False, truncated=True)
+            state["done"] = True
+
+    def finish_step(self, state, end, ends, truncated=False, extra=([], [])):
+        start = state["start"]
+        ids = state["ids"][start:end] + extra[0]
+        logps = state["logps"][:end - start] + extra[1]
+        text = self.decode(state["ids"][:end])[state["lengths"][start]:]
+        prior = math.exp(sum(logps) / len(logps)) if logps else None
+        state["steps"].append(Step(text, ends=ends, truncated=truncated, ids=tuple(ids), prior=prior))
+        state["logps"] = state["logps"][end - start:]
+        state["start"] = end
+
+    # -- priors of steps the policy did not sample (gold steps) -------------------------------------
+
+    @torch.inference_mode()
+    def priors_batch(self, asks):
+        """asks: [(tree, (node, [steps]))] -> per ask, p(a|s) of each step: exp(mean token log-prob)."""
+        jobs = [(tree, node, step) for tree, (node, steps) in asks for step in steps]
+        trees = [tree for tree, _, _ in jobs]
+        feeds = [node["answer_ids"] + list(step.ids) for _, node, step in jobs]
+        rows = self.prompt_rows.select(trees)
+        hidden = rows.extend(feeds, self.pad_id)
+        sources, targets = [], []
+        for row, (tree, node, step) in enumerate(jobs):
+            start = len(node["answer_ids"])
+            for j, token in enumerate(step.ids):  # token j of the step is predicted just before it
+                position = start + j - 1
+                sources.append(hidden[row, position] if position >= 0 else self.prompt_last[tree])
+                targets.append(token)
+        logps = head_logprobs(self.model, torch.stack(sources), torch.tensor(targets, device=self.device))
+        means = [math.exp(chunk.mean().item()) for chunk in logps.split([len(step.ids) for _, _, step in jobs])]
+        out, position = [], 0
+        for _, (_, steps) in asks:
+            out.append(means[position:position + len(steps)])
+            position += len(steps)
+        return out
+
+    # -- self-evaluation -----------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def confidence_batch(self, asks):
+        """asks: [(tree, [nodes])] -> per ask, C of each node: the expected grade score under
+        p(A..D) renormalised, after the partial answer and the prompt's tail."""
+        jobs = [(tree, node) for tree, nodes in asks for node in nodes]
+        trees = [tree for tree, _ in jobs]
+        feeds = [[t for t in node["answer_ids"] if t not in self.stop_ids] + self.eval_tails[tree]
+                 for tree, node in jobs]
+        last = self.continue_rows(self.eval_rows.select(trees), self.eval_last, trees, feeds)
+        grade_logits = self.grade_logits(last)
+        scores = (torch.softmax(grade_logits, dim=-1) @ self.grade_scores).tolist()
+        out, position = [], 0
+        for _, nodes in asks:
+            out.append(scores[position:position + len(nodes)])
+            position += len(nodes)
+        return out
+
+    def grade_logits(self, hidden):
+        """The logits of the four grade letters only (a 4-row slice of the head, not 262k)."""
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        weight = base.get_output_embeddings().weight[self.grade_ids]
+        logits = (hidden.to(weight.dtype) @ weight.t()).float()
+        softcap = getattr(base.config.get_text_config(), "final_logit_softcapping", None)
+        return torch.tanh(logits / softcap) * softcap if softcap else logits
 
 
 # --- files: resumable per-sample results, trees, pairs --------------------------------------------
@@ -466,8 +668,8 @@ def finished_results(out_dir, fingerprint):
             if e["fingerprint"] == fingerprint}
 
 
-def append_line(file, entry):
-    file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+def append_lines(file, entries):
+    file.write("".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries))
     file.flush()
     os.fsync(file.fileno())
 
@@ -490,7 +692,7 @@ def tree_stats(tree, pairs, seconds, generated_tokens, simulations):
             "generated_tokens": generated_tokens, "seconds": round(seconds, 3)}
 
 
-def summary(results, args):
+def summary(results):
     stats = [r["stats"] for r in results]
     seconds = sum(s["seconds"] for s in stats)
     simulations = sum(s["simulations"] for s in stats)
@@ -501,8 +703,7 @@ def summary(results, args):
             "nodes": sum(s["nodes"] for s in stats), "simulations": simulations,
             "generated_tokens": tokens, "search_seconds": round(seconds, 2),
             "simulations_per_s": round(simulations / seconds, 3) if seconds else None,
-            "generated_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
-            "prefix_cache": not args.no_prefix_cache}
+            "generated_tokens_per_s": round(tokens / seconds, 1) if seconds else None}
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -516,30 +717,66 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True, help="pairs.jsonl")
     parser.add_argument("--trees-dir", required=True, help="one <sample id>.json search tree per sample")
     parser.add_argument("--seed", type=int, default=0)
-    budget = parser.add_argument_group("search budget (defaults sized for the embedded CPU run)")
-    budget.add_argument("--max-samples", type=int, default=16,
+    budget = parser.add_argument_group("search budget")
+    budget.add_argument("--max-samples", type=int, default=0,
                         help="search only the first (hardest) N samples of --samples; 0 = all")
-    budget.add_argument("--simulations", type=int, default=3, help="simulations per sample")
+    budget.add_argument("--simulations", type=int, default=12, help="simulations per sample")
     budget.add_argument("--k", type=int, default=3, help="candidate steps sampled per expansion")
     budget.add_argument("--max-depth", type=int, default=8, help="steps in an answer; deeper is terminal")
     budget.add_argument("--max-step-tokens", type=int, default=48, help="tokens in a step; longer is terminal")
-    budget.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0: greedy)")
-    budget.add_argument("--c", type=float, default=1.0, help="PUCT exploration constant (Eq. 5)")
-    budget.add_argument("--gamma", type=float, default=1.0, help="discount of V(s') in Q (Eq. 8)")
-    budget.add_argument("--no-gold", action="store_true", help="do not add the gold next step as a candidate")
-    budget.add_argument("--pair-gap", type=float, default=0.1, help="keep a pair only if Q(chosen) > Q(rejected) + gap")
-    budget.add_argument("--grade-scores", default="1.0,0.1,-1.0,-2.0",
-                        help="scores of the self-evaluation grades A,B,C,D (Eq. 7)")
-    budget.add_argument("--eval-prompt", default=str(EVAL_PROMPT), help="self-evaluation prompt template")
-    parser.add_argument("--no-prefix-cache", action="store_true",
-                        help="benchmark baseline: recompute every prompt, sample candidates one by one")
+    sampling = parser.add_argument_group("sampling (expansion and roll-out)")
+    sampling.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    sampling.add_argument("--top-k", type=int, default=50, help="keep the k most likely tokens (0: all)")
+    sampling.add_argument("--top-p", type=float, default=0.95, help="keep the smallest set of this probability")
+    sampling.add_argument("--min-p", type=float, default=0.0, help="drop tokens below min-p × the top probability")
+    rules = parser.add_argument_group("rewards and pairs")
+    rules.add_argument("--c", type=float, default=1.0, help="PUCT exploration constant (Eq. 5)")
+    rules.add_argument("--gamma", type=float, default=1.0, help="discount of V(s') in Q (Eq. 8)")
+    rules.add_argument("--no-gold", action="store_true", help="do not add the gold next step as a candidate")
+    rules.add_argument("--grade-scores", default="1.0,0.1,-1.0,-2.0",
+                       help="scores of the self-evaluation grades A,B,C,D (Eq. 7)")
+    rules.add_argument("--self-eval-weight", type=float, default=0.25,
+                       help="w in R = O + w·C; the paper's Eq. 6 is w = 1")
+    rules.add_argument("--eval-prompt", default=str(EVAL_PROMPT), help="self-evaluation prompt template")
+    rules.add_argument("--pair-gap", type=float, default=0.1,
+                       help="a decisive pair (chosen reached a correct answer, rejected never) needs this Q gap")
+    rules.add_argument("--outcome-margin", type=float, default=1.0,
+                       help="any other pair needs this Q gap (more than the weighted grades can span)")
+    parser.add_argument("--batch-samples", type=int, default=16,
+                        help="samples searched in lockstep, their requests batched (1: one tree at a time)")
     args = parser.parse_args(argv)
     args.grade_scores = [float(x) for x in args.grade_scores.split(",")]
     if len(args.grade_scores) != len(GRADES):
         parser.error(f"--grade-scores needs {len(GRADES)} numbers (A,B,C,D)")
-    if args.k < 1 or args.simulations < 1 or args.max_depth < 1 or args.max_step_tokens < 1:
-        parser.error("--k, --simulations, --max-depth and --max-step-tokens must be at least 1")
+    if min(args.k, args.simulations, args.max_depth, args.max_step_tokens, args.batch_samples) < 1:
+        parser.error("--k, --simulations, --max-depth, --max-step-tokens and --batch-samples must be at least 1")
+    if not 0 < args.top_p <= 1 or args.top_k < 0 or not 0 <= args.min_p < 1:
+        parser.error("need 0 < --top-p <= 1, --top-k >= 0 and 0 <= --min-p < 1")
     return args
+
+
+def batches_of(samples, size):
+    """Samples in batches of `size`, grouped by prompt length (little padding in a batch); the
+    batches depend on the samples alone, so ranks and resumed runs see the same ones."""
+    ordered = sorted(samples, key=lambda s: (len(s["system"]) + sum(len(m["content"]) for m in s["messages"]),
+                                             s["id"]))
+    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+
+
+def search_batch(model, tokenizer, batch, template, args, eot_id):
+    """Search every sample of a batch in lockstep; returns (trees, generated tokens, seconds)."""
+    started = time.perf_counter()
+    # seeded per sample: a sample's draws do not depend on its batch, its rank or a resume
+    generators = [torch.Generator().manual_seed(zlib.crc32(f"{args.seed}:{s['id']}".encode())) for s in batch]
+    policy = ModelPolicy(model, tokenizer, batch, template, eot_id=eot_id, generators=generators,
+                         sampling={"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+                                   "min_p": args.min_p},
+                         max_step_tokens=args.max_step_tokens, grade_scores=args.grade_scores)
+    searches = [search(s, gold_step_list(tokenizer, s, eot_id, policy.names[i]), simulations=args.simulations,
+                       k=args.k, max_depth=args.max_depth, c=args.c, gamma=args.gamma, add_gold=not args.no_gold,
+                       weight=args.self_eval_weight) for i, s in enumerate(batch)]
+    trees = run_lockstep(searches, policy)
+    return trees, policy.generated_tokens, time.perf_counter() - started
 
 
 def main(argv=None):
@@ -562,7 +799,9 @@ def main(argv=None):
     # Partial results are reused only by a run with the same settings, inputs and code.
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "trees_dir", "max_samples")}
     adapter_file = [Path(args.adapter) / "adapter_model.safetensors"] if args.adapter else []
-    fingerprint = training.fingerprint(settings, [args.samples, args.eval_prompt, *adapter_file, __file__])
+    code = [__file__] + [Path(__file__).with_name(f"{m}.py") for m in
+                         ("outcome", "steps", "toolcalls", "records", "generation", "modeling", "logprobs")]
+    fingerprint = training.fingerprint(settings, [args.samples, args.eval_prompt, *adapter_file, *code])
     out.parent.mkdir(parents=True, exist_ok=True)
     if distributed.is_main():
         resumed = prepare_resume(out.parent, trees_dir, fingerprint)
@@ -570,37 +809,36 @@ def main(argv=None):
             print(f"resuming: {resumed} samples already searched")
     distributed.barrier()
     done = finished_results(out.parent, fingerprint)
-    todo = [s for s in distributed.shard(samples) if s["id"] not in done]
 
+    model_dir = modeling.resolve_model(args.model)
+    tokenizer = modeling.load_tokenizer(model_dir)
+    eot_id = modeling.end_of_turn_id(tokenizer)
+    batches = distributed.shard(batches_of(samples, args.batch_samples))
+    todo = [batch for batch in batches if any(s["id"] not in done for s in batch)]
     if todo:
-        model_dir = modeling.resolve_model(args.model)
-        tokenizer = modeling.load_tokenizer(model_dir)
         model = modeling.load_model(model_dir, adapter=args.adapter, qlora=modeling.use_qlora(args.qlora, device),
                                     device=device)
-        eot_id = modeling.end_of_turn_id(tokenizer)
+        generation.use_grouped_attention(model)
         trees_dir.mkdir(parents=True, exist_ok=True)
         n_pairs = 0
         with open(out.parent / f".pairs.partial.{rank}.jsonl", "a", encoding="utf-8") as partial, \
-                tqdm(todo, desc="mcts", unit="sample", disable=not distributed.is_main()) as progress, \
-                torch.inference_mode():
-            for sample in progress:
-                start = time.perf_counter()
-                # seeded per sample: a resumed or sharded run samples exactly what one full run would
-                seed = zlib.crc32(f"{args.seed}:{sample['id']}".encode())
-                generator = torch.Generator(device=device).manual_seed(seed)
-                policy = ModelPolicy(model, tokenizer, sample, template, eot_id=eot_id, temperature=args.temperature,
-                                     max_step_tokens=args.max_step_tokens, grade_scores=args.grade_scores,
-                                     reuse=not args.no_prefix_cache, generator=generator)
-                tree = search(sample, policy, simulations=args.simulations, k=args.k, max_depth=args.max_depth,
-                              c=args.c, gamma=args.gamma, add_gold=not args.no_gold)
-                pairs = preference_pairs(tree, sample, args.pair_gap)
-                stats = tree_stats(tree, pairs, time.perf_counter() - start, policy.generated_tokens, args.simulations)
-                atomic_write_json(tree_path(trees_dir, sample["id"]),
-                                  {"sample_id": sample["id"], "gold": sample["answer"], "stats": stats, "nodes": tree})
-                append_line(partial, {"fingerprint": fingerprint, "sample_id": sample["id"], "pairs": pairs,
-                                      "stats": stats})
-                n_pairs += len(pairs)
-                progress.set_postfix(pairs=n_pairs, sims_per_s=f"{args.simulations / stats['seconds']:.2f}")
+                tqdm(total=sum(map(len, todo)), desc="mcts", unit="sample", disable=not distributed.is_main()) as bar:
+            for batch in todo:
+                trees, tokens, seconds = search_batch(model, tokenizer, batch, template, args, eot_id)
+                entries = []
+                for sample, tree in zip(batch, trees):
+                    pairs = preference_pairs(tree, sample, args.pair_gap, args.outcome_margin)
+                    # the batch's time and tokens are shared out evenly: the trees grew together
+                    stats = tree_stats(tree, pairs, seconds / len(batch), tokens / len(batch), args.simulations)
+                    atomic_write_json(tree_path(trees_dir, sample["id"]),
+                                      {"sample_id": sample["id"], "gold": sample["answer"], "stats": stats,
+                                       "nodes": tree})
+                    entries.append({"fingerprint": fingerprint, "sample_id": sample["id"], "pairs": pairs,
+                                    "stats": stats})
+                    n_pairs += len(pairs)
+                append_lines(partial, entries)
+                bar.update(len(batch))
+                bar.set_postfix(pairs=n_pairs, sims_per_s=f"{args.simulations * len(batch) / seconds:.2f}")
 
     distributed.barrier()
     if distributed.is_main():
@@ -609,15 +847,19 @@ def main(argv=None):
         if missing:
             sys.exit(f"error: {len(missing)} samples have no result (e.g. {missing[:3]}); re-run to resume")
         results = [done[s["id"]] for s in samples]
-        stats = {**summary(results, args), "settings": settings}
+        pairs = [pair for r in results for pair in r["pairs"]]
+        stats = {**summary(results), "settings": settings}
+        report = audit(pairs)
         atomic_write_json(out.with_name("mcts_stats.json"), stats)
-        write_jsonl(out, [pair for r in results for pair in r["pairs"]])  # last: it is make's target
+        atomic_write_json(out.with_name("pairs_audit.json"), report)
+        atomic_write_text(out.with_name("pairs_audit.md"), audit_markdown(report, pairs))
+        write_jsonl(out, pairs)  # last: it is make's target
         for path in partial_files(out.parent):
             path.unlink()
         print(f"{stats['pairs']} pairs from {stats['samples']} samples ({stats['samples_with_pairs']} with pairs, "
-              f"{stats['samples_solved_by_policy']} solved by the policy's own steps); "
-              f"{stats['simulations_per_s']} simulations/s, {stats['generated_tokens_per_s']} generated tokens/s "
-              f"-> {out}")
+              f"{stats['samples_solved_by_policy']} solved by the policy's own steps; decisive {report['decisive']}, "
+              f"malformed chosen {report['chosen_malformed']}); {stats['simulations_per_s']} simulations/s, "
+              f"{stats['generated_tokens_per_s']} generated tokens/s -> {out}")
     distributed.finish()
 
 

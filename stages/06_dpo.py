@@ -53,6 +53,14 @@ DEFAULT_BETA = {"dpo": 0.1, "simpo": 2.5, "ipo": 0.1, "orpo": 0.1}
 NEEDS_REFERENCE = {"dpo", "ipo"}
 PAIR_FIELDS = {"id": str, "system": str, "messages": list, "prefix": str, "chosen": str, "rejected": str,
                "chosen_ends": bool, "rejected_ends": bool}
+ID_FIELDS = ("prefix_ids", "chosen_ids", "rejected_ids")  # the search's own token ids (optional)
+# Each pair is one packed row whose 4-D mask hides chosen and rejected from each other: only kernels
+# that apply an arbitrary mask may run it (a flash kernel would let the two see each other).
+MASKED_KERNELS = ("eager", "sdpa")
+
+
+class TooLong(RecordError):
+    """A pair longer than --max-length: skipped and counted, never an error."""
 PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, 3  # segments of a packed row
 
 # --- losses: pure functions of per-pair log-prob sums [B] (and token counts [B]) ---------------
@@ -117,38 +125,57 @@ def check_pair(pair, where):
     for field, kind in PAIR_FIELDS.items():
         if not isinstance(pair.get(field), kind):
             raise RecordError(f"{where}: field {field!r} must be a {kind.__name__}, got {pair.get(field)!r:.100}")
+    present = [field for field in ID_FIELDS if field in pair]
+    if present and len(present) < len(ID_FIELDS):
+        raise RecordError(f"{where}: has {present} but not all of {list(ID_FIELDS)}")
+    for field in present:
+        if not isinstance(pair[field], list) or not all(isinstance(t, int) and not isinstance(t, bool)
+                                                        for t in pair[field]):
+            raise RecordError(f"{where}: field {field!r} must be a list of token ids")
 
 
 def encode_pair(tokenizer, pair, eot_id, max_length, where):
-    """(prompt, chosen, rejected) token ids; the prompt is the dialogue plus the answer so far."""
+    """(prompt, chosen, rejected) token ids; the prompt is the dialogue plus the answer so far.
+
+    A pair from stage 05 carries the very token ids the policy produced (prefix_ids, chosen_ids,
+    rejected_ids: end-of-turn included where a step ends the answer) and is trained on them as
+    they are; a pair written by hand has text only, tokenised as in training."""
     check_pair(pair, where)
-    args = tokenizer, pair["system"], pair["messages"], pair["prefix"]
-    prompt, chosen = modeling.encode_continuation(*args, pair["chosen"], pair["chosen_ends"], eot_id)
-    _, rejected = modeling.encode_continuation(*args, pair["rejected"], pair["rejected_ends"], eot_id)
+    if "chosen_ids" in pair:
+        prompt = modeling.encode_prompt(tokenizer, pair["system"], pair["messages"]) + pair["prefix_ids"]
+        chosen, rejected = pair["chosen_ids"], pair["rejected_ids"]
+    else:
+        args = tokenizer, pair["system"], pair["messages"], pair["prefix"]
+        prompt, chosen = modeling.encode_continuation(*args, pair["chosen"], pair["chosen_ends"], eot_id)
+        _, rejected = modeling.encode_continuation(*args, pair["rejected"], pair["rejected_ends"], eot_id)
     if not chosen or not rejected:
         side = "chosen" if not chosen else "rejected"
         raise RecordError(f"{where}: the {side} completion is empty (no tokens to learn from)")
     if chosen == rejected:
         raise RecordError(f"{where}: chosen and rejected are the same tokens")
     if len(prompt) + len(chosen) + len(rejected) > max_length:
-        raise RecordError(f"{where}: {len(prompt)} + {len(chosen)} + {len(rejected)} tokens exceed "
-                          f"--max-length {max_length}")
+        raise TooLong(f"{where}: {len(prompt)} + {len(chosen)} + {len(rejected)} tokens exceed "
+                      f"--max-length {max_length}")
     return prompt, chosen, rejected
 
 
 def load_pairs(path, tokenizer, max_length, skip_bad):
-    """Encoded pairs; a bad one is an error naming it, or with --skip-bad is skipped and counted."""
+    """(encoded pairs, {"bad": n, "too_long": n}): a pair longer than --max-length is skipped and
+    counted; a malformed one is an error naming it, or with --skip-bad is skipped and counted."""
     eot_id = modeling.end_of_turn_id(tokenizer)
-    encoded, skipped = [], 0
+    encoded, skipped = [], {"bad": 0, "too_long": 0}
     for i, pair in enumerate(tqdm(read_jsonl(path), desc="tokenising pairs", unit="pair", leave=False)):
         where = f"{path}: pair {i}" + (f" (id {pair['id']})" if isinstance(pair, dict) and "id" in pair else "")
         try:
             encoded.append(encode_pair(tokenizer, pair, eot_id, max_length, where))
+        except TooLong as e:
+            print(f"skipping: {e}", file=sys.stderr)
+            skipped["too_long"] += 1
         except RecordError as e:
             if not skip_bad:
                 raise
             print(f"skipping: {e}", file=sys.stderr)
-            skipped += 1
+            skipped["bad"] += 1
     return encoded, skipped
 
 
@@ -252,6 +279,7 @@ def train_step(model, optimizer, scheduler, pairs, step_batches, reference, args
     n_chosen_tokens = sum(len(pairs[i][1]) for indices in step_batches for i in indices)
     totals = {"loss": 0.0, "rewards/chosen": 0.0, "rewards/rejected": 0.0, "rewards/accuracy": 0.0,
               "rewards/margin": 0.0, "logps/chosen": 0.0, "logps/rejected": 0.0}
+    loss_finite = True
     for indices in distributed.shard(step_batches):
         batch = pack([pairs[i] for i in indices], pad_id, model.config, device)
         with torch.autocast(device.type, dtype=torch.bfloat16):
@@ -263,7 +291,9 @@ def train_step(model, optimizer, scheduler, pairs, step_batches, reference, args
         loss = losses.sum() / n_pairs
         if args.loss == "orpo":  # ORPO's SFT term, token-normalised over the whole step
             loss = loss - chosen.sum() / n_chosen_tokens
-        training.check_finite(loss, scheduler.last_epoch + 1, args.out / "train_state.pt")
+        if not torch.isfinite(loss):  # stop every rank before the update (training.finish_step)
+            loss_finite = False
+            continue
         loss.backward()
         totals["loss"] += loss.item()
         totals["rewards/chosen"] += reward_chosen.sum().item() / n_pairs
@@ -273,26 +303,21 @@ def train_step(model, optimizer, scheduler, pairs, step_batches, reference, args
         totals["logps/chosen"] += (chosen / batch["n_chosen"]).sum().item() / n_pairs
         totals["logps/rejected"] += (rejected / batch["n_rejected"]).sum().item() / n_pairs
     params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:  # each rank's gradient is its share of the step's sum: add them up
-        if p.grad is None:  # a rank left without a micro-batch in this step
-            p.grad = torch.zeros_like(p)
-        distributed.all_sum(p.grad)
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
-    optimizer.step()
+    grad_norm = training.finish_step(params, optimizer, args.max_grad_norm, scheduler.last_epoch + 1,
+                                     args.out / "train_state.pt", loss_finite)
     scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
     totals = dict(zip(totals, distributed.all_sum(torch.tensor(list(totals.values()), dtype=torch.float64)).tolist()))
-    return {**totals, "grad_norm": grad_norm.item(), "pairs": n_pairs}
+    return {**totals, "grad_norm": grad_norm, "pairs": n_pairs}
 
 
-def carry_over(args, n_skipped):
+def carry_over(args, skipped):
     """--allow-empty with no pairs: policy K is policy K-1, said loudly."""
     if not args.adapter:
         sys.exit("error: --allow-empty needs --adapter (the adapter to carry over)")
     print(f"WARNING: {args.pairs} holds no usable pair; the adapter of {args.adapter} is carried over "
           f"unchanged to {args.out} (iteration without preference training)", file=sys.stderr)
     model = modeling.load_model(modeling.resolve_model(args.model), adapter=args.adapter)
-    atomic_write_json(args.out / "summary.json", {"pairs": 0, "skipped": n_skipped, "carried_over": True})
+    atomic_write_json(args.out / "summary.json", {"pairs": 0, "skipped": skipped, "carried_over": True})
     modeling.save_adapter(model, args.out)
 
 
@@ -315,10 +340,13 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step")
     parser.add_argument("--micro-batch", type=int, default=2, help="pairs per forward pass")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
-    parser.add_argument("--max-length", type=int, default=4096, help="longest prompt + chosen + rejected, in tokens")
+    parser.add_argument("--max-length", type=int, default=4096,
+                        help="longest prompt + chosen + rejected, in tokens; longer pairs are skipped and counted")
     parser.add_argument("--lora-r", type=int, default=8, help="rank of a fresh adapter (no --adapter)")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="less memory, ~30%% slower")
-    parser.add_argument("--attn", default="auto", help="attention kernel: auto (eager on CPU, sdpa on CUDA) | sdpa | eager")
+    parser.add_argument("--attn", default="auto", choices=("auto",) + MASKED_KERNELS,
+                        help="attention kernel: auto (eager on CPU, sdpa on CUDA); only kernels that apply the packed "
+                             "rows' 4-D mask")
     parser.add_argument("--save-every", type=int, default=5, help="steps between resumable states")
     parser.add_argument("--skip-bad", action="store_true", help="skip malformed pairs (counted) instead of stopping")
     parser.add_argument("--allow-empty", action="store_true",
@@ -342,13 +370,13 @@ def main(argv=None):
         sys.exit(f"error: no adapter in {args.adapter} (expected adapter_model.safetensors)")
     tokenizer = modeling.load_tokenizer(model_dir)
     try:
-        pairs, n_skipped = load_pairs(args.pairs, tokenizer, args.max_length, args.skip_bad)
+        pairs, skipped = load_pairs(args.pairs, tokenizer, args.max_length, args.skip_bad)
     except (RecordError, OSError) as e:
         sys.exit(f"error: {e}")
     if not pairs:
         if args.allow_empty:
-            return carry_over(args, n_skipped)
-        sys.exit(f"error: {args.pairs} holds no usable pair ({n_skipped} skipped). Stage 05 found no node whose "
+            return carry_over(args, skipped)
+        sys.exit(f"error: {args.pairs} holds no usable pair (skipped: {skipped}). Stage 05 found no node whose "
                  f"children's Q values differ enough: give it a bigger budget (MCTS_ARGS), or pass "
                  f"DPO_ARGS=--allow-empty to carry the adapter over unchanged.")
 
@@ -389,7 +417,8 @@ def main(argv=None):
     if not state:
         save(0)  # the reference pass is not repeated after a kill
     metrics = training.open_metrics(args.out / "metrics.jsonl", start_step) if distributed.is_main() else None
-    print(f"{len(pairs)} pairs ({n_skipped} skipped), {len(batches)} micro-batches of {args.micro_batch}, "
+    print(f"{len(pairs)} pairs (skipped: {skipped['bad']} malformed, {skipped['too_long']} longer than --max-length "
+          f"{args.max_length}), {len(batches)} micro-batches of {args.micro_batch}, "
           f"{total_steps} steps of up to {args.batch_size} pairs; loss {args.loss}, β {args.beta}, lr {args.lr}")
 
     model.train()
@@ -414,7 +443,7 @@ def main(argv=None):
         metrics.close()
         elapsed = time.time() - started
         atomic_write_json(args.out / "summary.json", {
-            "pairs": len(pairs), "skipped": n_skipped, "steps": total_steps, "loss": args.loss, "beta": args.beta,
+            "pairs": len(pairs), "skipped": skipped, "steps": total_steps, "loss": args.loss, "beta": args.beta,
             "lr": args.lr, "last_step": last, "train_seconds": round(elapsed, 1),
             "reference_seconds": None if state else round(reference_seconds, 1),
             "pairs_per_s": round(trained_pairs / elapsed, 4) if trained_pairs else None,
@@ -425,4 +454,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except training.NonFiniteLoss as e:
+        sys.exit(f"error: {e}")

@@ -37,10 +37,10 @@ GEMMA_CHAT_TEMPLATE = (
 
 def resolve_model(name, base_dir=BASE_DIR):
     """Local directory (or hub id) of the base model called `name`; builds the cached ones."""
-    if name == "gemma-3-270m":
-        return str(cached(Path(base_dir) / name, _dequantise_gemma))
-    if name == "tiny":
-        return str(cached(Path(base_dir) / name, _build_tiny))
+    if name in ("gemma-3-270m", "tiny"):
+        target = cached(Path(base_dir) / name, _dequantise_gemma if name == "gemma-3-270m" else _build_tiny)
+        stop_at_end_of_turn(target)  # also mends a base cached before this rule existed
+        return str(target)
     if Path(name).exists():
         if not (Path(name) / "config.json").is_file():
             raise FileNotFoundError(f"MODEL={name} is a path but has no config.json: not a Hugging Face checkpoint")
@@ -118,6 +118,28 @@ def _build_tiny(out_dir):
     model = Gemma3ForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+
+
+def stop_at_end_of_turn(model_dir):
+    """Make the checkpoint's generation config stop at the end of a turn as well as at the end of
+    the document, as Gemma's own instruction-tuned configs do: plain `model.generate` (e.g. a user
+    loading an adapter with peft) then ends the answer at <end_of_turn> instead of running on.
+    The file is rewritten only when the rule is missing (atomically: a torchrun rank may read it)."""
+    from transformers import GenerationConfig
+
+    tokenizer = load_tokenizer(model_dir)
+    config = GenerationConfig.from_pretrained(model_dir)
+    eos = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+    end_of_turn = end_of_turn_id(tokenizer)
+    if end_of_turn in eos:
+        return
+    config.eos_token_id = [e for e in eos if e is not None] + [end_of_turn]
+    tmp = Path(tempfile.mkdtemp(prefix=".generation.", dir=model_dir))
+    try:
+        config.save_pretrained(tmp)
+        os.replace(tmp / "generation_config.json", Path(model_dir) / "generation_config.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- loading for training and inference --------------------------------------------------------

@@ -119,6 +119,29 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+def finish_step(params, optimizer, clip, step, state_path, loss_finite=True):
+    """End an optimizer step: sum the gradients across ranks (each rank's is its share of the
+    step's loss), clip them, and update the weights, then zero the gradients. A non-finite loss
+    on any rank or a non-finite gradient norm stops every rank before the update, naming the step
+    and the last good training state. Returns the gradient norm before clipping."""
+    import distributed
+
+    nonfinite = torch.tensor(0.0 if loss_finite else 1.0, dtype=torch.float64)
+    for p in params:
+        if p.grad is None:  # a rank without a sample in this step
+            p.grad = torch.zeros_like(p)
+        distributed.all_sum(p.grad)
+    distributed.all_sum(nonfinite)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    if nonfinite.item() or not torch.isfinite(grad_norm):
+        what = "the loss is not finite" if nonfinite.item() else f"the gradient norm is {grad_norm.item()}"
+        raise NonFiniteLoss(f"{what} at step {step}; stopping before the update. The last good training state is "
+                            f"{state_path} (re-run to resume from it, e.g. with a lower learning rate).")
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm.item()
+
+
 def check_finite(loss, step, state_path):
     """Stop on a NaN/inf loss before it reaches the weights; the last saved state is kept."""
     if not torch.isfinite(loss).all():

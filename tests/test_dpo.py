@@ -17,7 +17,7 @@ dpo = load_stage("06_dpo.py")
 import modeling  # noqa: E402  (stages/ is on sys.path once conftest is imported)
 from logprobs import collate, sequence_logprobs  # noqa: E402
 from records import write_jsonl  # noqa: E402
-from toolcalls import split_steps  # noqa: E402
+from steps import split_steps  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -231,7 +231,88 @@ def test_a_pair_with_an_empty_completion_is_an_error_naming_it(synthetic_samples
 
     metrics = run(tmp_path / "pairs.jsonl", start_adapter, tmp_path / "out", "--skip-bad", "--max-steps", "1")
     assert metrics[0]["pairs"] == 3  # the bad pair is skipped, and counted:
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["skipped"] == 1
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["skipped"] == {"bad": 1, "too_long": 0}
+
+
+def test_a_pair_longer_than_max_length_is_skipped_and_counted(synthetic_samples, start_adapter, tmp_path, capsys):
+    pairs = make_pairs(synthetic_samples, 5)
+    write_jsonl(tmp_path / "pairs.jsonl", pairs)
+    lengths = {p["id"]: sum(map(len, dpo.encode_pair(modeling.load_tokenizer(modeling.resolve_model("tiny")), p, 0,
+                                                     10**6, p["id"]))) for p in pairs}
+    limit = sorted(lengths.values())[-1] - 1  # only the longest pair is over it
+    metrics = run(tmp_path / "pairs.jsonl", start_adapter, tmp_path / "out", "--max-length", str(limit),
+                  "--max-steps", "1")
+    assert metrics[0]["pairs"] == 4
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["skipped"] == {"bad": 0, "too_long": 1}
+    assert "exceed --max-length" in capsys.readouterr().err
+
+
+def test_search_pairs_train_on_their_own_token_ids(tiny_tokenizer, synthetic_samples):
+    """A pair from stage 05 carries the policy's token ids; they are used as they are, even where
+    tokenising the text again would give other ids."""
+    pair = make_pairs(synthetic_samples, 1)[0]
+    odd = [5, 6, 7]  # any ids: they need not be what the text tokenises to
+    with_ids = {**pair, "prefix_ids": [9], "chosen_ids": odd, "rejected_ids": [8, 1]}
+    prompt, chosen, rejected = dpo.encode_pair(tiny_tokenizer, with_ids, 1, 10**6, "p")
+    assert prompt == modeling.encode_prompt(tiny_tokenizer, pair["system"], pair["messages"]) + [9]
+    assert (chosen, rejected) == (odd, [8, 1])
+    with pytest.raises(dpo.RecordError, match="rejected_ids"):
+        dpo.encode_pair(tiny_tokenizer, {**with_ids, "rejected_ids": "x"}, 1, 10**6, "p")
+    with pytest.raises(dpo.RecordError, match="not all of"):
+        dpo.encode_pair(tiny_tokenizer, {**pair, "chosen_ids": odd}, 1, 10**6, "p")
+
+
+def test_only_attention_kernels_that_apply_the_packed_mask_are_accepted(pairs_file, start_adapter, tmp_path):
+    with pytest.raises(SystemExit):
+        run(pairs_file, start_adapter, tmp_path, "--attn", "flash_attention_2")
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+class InfiniteGradient(torch.autograd.Function):
+    """The identity whose gradient is infinite: a finite loss with an overflowing backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("inf")
+
+
+@pytest.mark.parametrize("where", ["loss", "gradient"])
+def test_a_non_finite_loss_or_gradient_stops_before_the_update(pairs_file, start_adapter, tmp_path, monkeypatch, where):
+    real_loss, calls = dpo.preference_loss, []
+
+    def broken_at_step_2(name, *args):
+        loss, chosen, rejected = real_loss(name, *args)
+        calls.append(1)
+        if len(calls) > 2:  # two micro-batches a step: step 2 on
+            if where == "loss":
+                return loss * float("nan"), chosen, rejected
+            return InfiniteGradient.apply(loss), chosen, rejected
+        return loss, chosen, rejected
+
+    monkeypatch.setattr(dpo, "preference_loss", broken_at_step_2)
+    message = "loss is not finite" if where == "loss" else "gradient norm is"
+    with pytest.raises(dpo.training.NonFiniteLoss, match=rf"{message}.* step 2.*train_state.pt"):
+        run(pairs_file, start_adapter, tmp_path, "--save-every", "1")
+    state = torch.load(tmp_path / "train_state.pt", weights_only=False)
+    assert state["step"] == 1  # the last good state, from before the bad step
+    assert not (tmp_path / "adapter_model.safetensors").exists()
+
+
+def test_the_stage_reports_a_nan_as_an_error_not_a_traceback(pairs_file, start_adapter, tmp_path):
+    # the stage run as a script, its log-sigmoid made to return NaN
+    code = ("import os, sys, runpy; sys.argv = sys.argv[1:]; sys.path.insert(0, os.path.dirname(sys.argv[0])); "
+            "import torch.nn.functional as F; F.logsigmoid = lambda x: x * float('nan'); "
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+    result = subprocess.run([str(REPO / ".venv/bin/python"), "-c", code, str(REPO / "stages/06_dpo.py"), "--model",
+                             "tiny", "--pairs", str(pairs_file), "--adapter", str(start_adapter), "--out", str(tmp_path)],
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1",
+                                                                 "ITOOL_BASE_DIR": str(REPO / "checkpoints/base")})
+    assert result.returncode != 0
+    assert "error: the loss is not finite at step 1" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_no_pairs_is_an_error_unless_allowed_to_carry_the_adapter_over(start_adapter, tmp_path):

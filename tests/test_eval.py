@@ -1,6 +1,8 @@
 """Evaluation (eval/): bfcl-eval's checkers score what a scripted stand-in for the model writes (the
-gold answers, or wrong ones), the multi-turn loop runs on bfcl-eval's backends, API-Bank scoring,
-the leaderboard aggregation against bfcl-eval's own, resuming, the report, and `make eval`.
+gold answers, or wrong ones), and the verdicts agree with bfcl-eval's own functions called as its
+eval_runner calls them; the multi-turn loop runs on bfcl-eval's backends, API-Bank scoring, the
+Table 1 aggregation against bfcl-eval's own, partial runs, resuming, the report, and `make eval`.
+The paired comparison has its own tests (test_compare.py).
 
 No test here needs a model except the make smoke test (the tiny random one).
 """
@@ -17,6 +19,7 @@ from conftest import REPO, copy_checkout, make
 sys.path.insert(0, str(REPO / "eval"))
 import api_bank  # noqa: E402
 import bfcl  # noqa: E402
+import common  # noqa: E402
 import report  # noqa: E402
 import summarize  # noqa: E402
 from records import tools_from_system  # noqa: E402
@@ -120,7 +123,8 @@ def test_gold_answers_score_100_and_wrong_values_0(ast_slices, tmp_path):
 
     scores = bfcl.evaluate(ast_slices, scripted(answer_by_id(gold)), args_for(tmp_path / "gold"))
     assert {c: s["accuracy"] for c, s in scores["categories"].items()} == {c: 1.0 for c in ast_slices}
-    assert scores["aggregates"]["non_live"]["accuracy"] == 1.0 and scores["aggregates"]["live_ast"]["accuracy"] == 1.0
+    assert scores["aggregates"]["non_live_ast"]["accuracy"] == 1.0 and scores["aggregates"]["live_ast"]["accuracy"] == 1.0
+    assert scores["aggregates"]["non_live"]["accuracy"] is None  # irrelevance, part of Non-live, was not run
     assert scores["decoder"] == {"bfcl": sum(map(len, ast_slices.values()))}
 
     scores = bfcl.evaluate(ast_slices, scripted(answer_by_id(bad)), args_for(tmp_path / "bad"))
@@ -152,11 +156,168 @@ def test_prompt_is_the_training_layout():
     assert "Python 3 syntax" not in entry["function"][0]["description"]  # the checker sees the original docs
 
 
-def test_project_grammar_reads_what_bfcl_decoder_cannot():
-    calls, decoder = bfcl.decode('[Get Weather(city="Paris", days=2)]', "Python")
-    assert (calls, decoder) == ([{"Get Weather": {"city": "Paris", "days": 2}}], "project")
-    assert bfcl.decode("[math.factorial(number=5)]", "Python") == ([{"math.factorial": {"number": 5}}], "bfcl")
-    assert bfcl.decode("I cannot do that.", "Python") == (None, "none")
+def on_lines(answer):
+    """A call list broken over lines after each call: Python's ast, so bfcl-eval's decoder, cannot
+    read it once the brackets are stripped; the project's grammar can."""
+    return answer.replace("), ", "),\n")
+
+
+def test_headlines_use_bfcl_decoder_alone_and_the_grammar_is_a_diagnostic(tmp_path):
+    assert bfcl.decode_ast("[math.factorial(number=5)]", "Python") == ([{"math.factorial": {"number": 5}}], None)
+    assert bfcl.decode_ast('[Get Weather(city="Paris")]', "Python") == (None, "ast_decoder:decoder_failed")
+    assert bfcl.decode_grammar('[Get Weather(city="Paris", days=2)]') == [{"Get Weather": {"city": "Paris", "days": 2}}]
+    assert bfcl.decode_grammar("I cannot do that.") is None
+
+    parallel = [e for e in bfcl.load_category("parallel", limit=4) if len(e["ground_truth"]) > 1][:2]
+    relevance = {c: bfcl.load_category(c, limit=2) for c in ("irrelevance", "live_relevance")}
+    answers = {e["id"]: on_lines(bfcl.gold_answer(e)) for e in parallel}
+    answers.update({e["id"]: '[Get Weather(city="Paris")]' for es in relevance.values() for e in es})
+    scores = bfcl.evaluate({"parallel": parallel, **relevance}, scripted(answer_by_id(answers)), args_for(tmp_path))
+
+    categories = scores["categories"]
+    assert {c: (s["accuracy"], s["grammar_accuracy"]) for c, s in categories.items()} == {
+        "parallel": (0.0, 1.0), "irrelevance": (1.0, 0.0), "live_relevance": (0.0, 1.0)}
+    assert scores["aggregates"]["irrelevance"]["partial"] == 1.0  # the headline side, not the grammar's
+    verdicts = [json.loads(line) for line in (tmp_path / "bfcl_verdicts.jsonl").read_text().splitlines()]
+    assert {v["decoder"] for v in verdicts} == {"grammar"} and all(v["decoded"] is None for v in verdicts)
+    assert {v["error_type"] for v in verdicts if v["category"] == "parallel"} == {"ast_decoder:decoder_failed"}
+    assert scores["decoder"] == {"grammar": len(verdicts)}
+    assert "| parallel | 0.00 | 0 / 2 | 200 |" in (tmp_path / "bfcl.md").read_text()
+
+
+# --- the verdicts against bfcl-eval's eval_runner -----------------------------------------------------
+
+def eval_runner_valid(category, raw_entries, outputs, answers, model_name):
+    """Per entry, whether bfcl-eval's eval_runner passes `outputs` (the raw model output of each
+    of `raw_entries`, as read from its data files), calling its functions the way ast_file_runner,
+    relevance_file_runner and multi_turn_runner do for a prompt-mode model. Such a model's handler
+    (OSSHandler) decodes with default_decode_ast_prompting and default_decode_execute_prompting."""
+    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_utils import is_empty_execute_response
+    from bfcl_eval.model_handler.utils import default_decode_ast_prompting, default_decode_execute_prompting
+    from bfcl_eval.utils import is_java, is_js
+
+    language = "Python"
+    if is_java(category):
+        language = "Java"
+    if is_js(category):
+        language = "JavaScript"
+    valid = []
+    for entry, output in zip(raw_entries, outputs):
+        if bfcl.is_relevance_or_irrelevance(category):
+            try:
+                contain_call = not bfcl.is_empty_output(default_decode_ast_prompting(output, language="Python"))
+            except Exception:
+                contain_call = False
+            valid.append(not contain_call if "irrelevance" in category else contain_call)
+        elif bfcl.is_multi_turn(category):
+            truth = answers[entry["id"]]
+            if len(output) != len(truth):
+                valid.append(False)
+                continue
+            decoded = []
+            for steps in output:
+                turn = []
+                for step in steps:
+                    try:
+                        calls = default_decode_execute_prompting(step)
+                    except Exception:
+                        continue
+                    if not is_empty_execute_response(calls):
+                        turn.append(calls)
+                decoded.append(turn)
+            test_entry = {k: v for k, v in entry.items() if k != "function"}
+            valid.append(bfcl.multi_turn_checker(decoded, truth, test_entry, category, model_name)["valid"])
+        else:
+            try:
+                decoded = default_decode_ast_prompting(output, language)
+            except Exception:
+                valid.append(False)
+                continue
+            if not bfcl.is_function_calling_format_output(decoded):
+                valid.append(False)
+                continue
+            valid.append(bfcl.ast_checker(entry["function"], decoded, answers[entry["id"]], language, category,
+                                          model_name)["valid"])
+    return valid
+
+
+def raw_category(category):
+    """A category's entries and answers as bfcl-eval's runner loads them (sorted by id)."""
+    from bfcl_eval.utils import load_file
+
+    entries = load_file(bfcl.BFCL_DATA / bfcl.TEST_FILE_MAPPING[category], sort_by_id=True)
+    answer_file = bfcl.BFCL_DATA / "possible_answer" / bfcl.TEST_FILE_MAPPING[category]
+    answers = {a["id"]: a["ground_truth"] for a in load_file(answer_file)} if answer_file.is_file() else {}
+    return entries, answers
+
+
+def single_turn_answer(entry, category, k):
+    """The k-th fixture answer of a category: for the AST categories gold, wrong values, the gold
+    over several lines (bfcl-eval's decoder fails where it has several calls; the project's grammar
+    reads it) or text; for relevance ones text, a call, or a call whose name has spaces."""
+    if bfcl.is_relevance_or_irrelevance(category):
+        return ["No function here can answer that.", f"[{entry['function'][0]['name']}(x=1)]",
+                '[Get Weather(city="Paris")]'][k % 3]
+    if category in ("java", "javascript"):
+        return scalar_answer(entry, mutate=k % 2 == 1)
+    gold = bfcl.gold_answer(entry)
+    kind = ["gold", "wrong", "lines", "text"][k % 4]
+    if kind == "wrong" and all(call.keywords for call in ast.parse(gold, mode="eval").body.elts):
+        return with_wrong_values(gold)
+    return {"gold": gold, "lines": on_lines(gold)}.get(kind, "I need more details before I can do that.")
+
+
+def test_verdicts_agree_with_bfcl_eval_runner(tmp_path):
+    picks = {"simple": 8, "parallel": 8, "parallel_multiple": 4, "live_multiple": 8, "live_parallel": 8,
+             "irrelevance": 6, "live_irrelevance": 6, "live_relevance": 0, "java": None, "javascript": None}
+    entries, raw, answers = {}, {}, {}
+    for category, limit in picks.items():
+        raw_entries, answers[category] = raw_category(category)
+        ours = bfcl.load_category(category)
+        if limit is None:  # Java, JavaScript: the entries whose gold the test can write in their syntax
+            positions = [i for i, e in enumerate(ours) if len(e["ground_truth"]) == 1 and scalar_answer(e)][:4]
+        else:
+            positions = common.spread(range(len(ours)), limit)
+        entries[category] = [ours[i] for i in positions]
+        raw[category] = [raw_entries[i] for i in positions]
+        assert all(o["id"].split("#")[0] == r["id"] for o, r in zip(entries[category], raw[category]))
+    # Answers keyed by the question too: live_relevance has two entries under one id.
+    fixture = {c: [single_turn_answer(e, c, k) for k, e in enumerate(es)] for c, es in entries.items()}
+    by_question = {(r["id"], r["question"][0][-1]["content"]): answer
+                   for c in entries for r, answer in zip(raw[c], fixture[c])}
+    model = scripted(lambda p: by_question[p["id"].split("#")[0], p["messages"][-1]["content"]])
+    scores = bfcl.evaluate(entries, model, args_for(tmp_path / "single"))
+    verdicts = [json.loads(line) for line in (tmp_path / "single" / "bfcl_verdicts.jsonl").read_text().splitlines()]
+
+    for category in entries:
+        reference = eval_runner_valid(category, raw[category], fixture[category], answers[category], "reference")
+        ours = [v["valid"] for v in verdicts if v["category"] == category]
+        assert ours == reference, category
+        assert scores["categories"][category]["accuracy"] == sum(reference) / len(reference), category
+    # The fixture holds what it claims: both decoders' cases, passes and failures, the repeated id.
+    assert {v["decoder"] for v in verdicts} == {"bfcl", "grammar", "none"}
+    assert any(not v["valid"] and v["grammar_valid"] for v in verdicts if v["category"] == "parallel")
+    assert {v["valid"] for v in verdicts if v["decoder"] == "bfcl"} == {True, False}
+    repeated = len(raw["live_relevance"]) - len({e["id"] for e in raw["live_relevance"]})
+    assert len(entries["live_relevance"]) == bfcl.category_size("live_relevance") and repeated == 1
+
+    # One multi-turn entry, twice: its gold calls, then the same with one turn's calls over several
+    # lines, which bfcl-eval's decoder cannot read, so that turn executes nothing.
+    category = "multi_turn_base"
+    raw_entries, truth = raw_category(category)
+    position, entry = next((i, e) for i, e in enumerate(bfcl.load_category(category)) if keyword_only(e)
+                           and any(len(calls) > 1 for calls in e["ground_truth"]))
+    broken = [[on_lines(", ".join(calls))] if len(calls) > 1 else calls for calls in entry["ground_truth"]]
+    for name, turns in {"gold": entry["ground_truth"], "broken": broken}.items():
+        bfcl.evaluate({category: [entry]}, multi_turn_model({entry["id"]: turns}), args_for(tmp_path / name))
+        generated = json.loads((tmp_path / name / "bfcl_generations.jsonl").read_text())["output"]
+        verdict = json.loads((tmp_path / name / "bfcl_verdicts.jsonl").read_text())
+        reference_name = bfcl.backend_name()
+        try:
+            reference = eval_runner_valid(category, [raw_entries[position]], [generated], truth, reference_name)
+        finally:
+            bfcl.forget_backends(reference_name)
+        assert [verdict["valid"]] == reference == [name == "gold"], name
 
 
 # --- BFCL multi-turn --------------------------------------------------------------------------------
@@ -221,6 +382,49 @@ def test_a_call_loop_is_force_terminated(tmp_path):
     assert verdict["error_type"] == "multi_turn:force_terminated" and len(looping.asked) == 4
 
 
+def keyword_calls(calls, docs):
+    """Gold calls with their positional arguments named (bfcl-eval's decoder keeps only keyword
+    arguments), from the function docs' parameter order."""
+    params = {d["name"]: list(d["parameters"].get("properties", {})) for d in docs}
+    named = []
+    for text in calls:
+        call = ast.parse(text, mode="eval").body
+        name = ast.unparse(call.func)
+        args = [f"{k}={ast.unparse(v)}" for k, v in zip(params[name], call.args)]
+        args += [f"{kw.arg}={ast.unparse(kw.value)}" for kw in call.keywords]
+        named.append(f"{name}({', '.join(args)})")
+    return named
+
+
+def test_multi_turn_end_to_end_reports_time_and_accuracy_per_category(tmp_path, monkeypatch):
+    """The command line, summary and report of a multi-turn run, with a scripted generator in
+    place of load_generator's model: per category accuracy, time per item and steps per item."""
+    golds = {}
+    for category in bfcl.TEST_COLLECTION_MAPPING["multi_turn"]:
+        for e in bfcl.load_category(category, limit=2):
+            docs = e["function"] + [d for ds in e["missed_function"].values() for d in ds]
+            golds[e["id"]] = [keyword_calls(calls, docs) for calls in e["ground_truth"]]
+    generate = multi_turn_model(golds)
+    monkeypatch.setattr(bfcl.common, "load_generator", lambda *args, **kwargs: generate)
+    out = tmp_path / "warmup"
+    run_main(bfcl, monkeypatch, "--out", str(out), "--categories", "multi_turn", "--limit", "2")
+    run_main(summarize, monkeypatch, "--dir", str(out))
+    run_main(report, monkeypatch, "--results", str(tmp_path), "--resamples", "200")
+
+    categories = json.loads((out / "bfcl_scores.json").read_text())["categories"]
+    assert list(categories) == bfcl.TEST_COLLECTION_MAPPING["multi_turn"]
+    for category, s in categories.items():
+        asked = sum(i.startswith(category + "_") for i in generate.asked)
+        assert (s["accuracy"], s["scored"], s["generated"]) == (1.0, 2, 2), category
+        assert s["steps_per_item"] == asked / 2 and s["seconds_per_item"] > 0 and s["grammar_accuracy"] is None
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["table1"]["multi_turn"] == 1.0 and summary["table1"]["overall"] is None
+    assert summary["bfcl_seconds_per_item"]["multi_turn_base"] == categories["multi_turn_base"]["seconds_per_item"]
+    text = (tmp_path / "report.md").read_text()
+    times = text[text.index("## Generation time per item (s)"):]
+    assert "| multi_turn_long_context | " in times and "| category | warmup |" in times
+
+
 # --- aggregation, resuming ------------------------------------------------------------------------------
 
 def test_leaderboard_matches_bfcl_eval(tmp_path, monkeypatch):
@@ -237,17 +441,56 @@ def test_leaderboard_matches_bfcl_eval(tmp_path, monkeypatch):
     monkeypatch.setitem(bfcl._model_config.MODEL_CONFIG_MAPPING, "itool", config)
     table = {"itool": {c: {"accuracy": accuracy[c], "total_count": sizes[c]} for c in categories}}
     generate_leaderboard_csv(table, tmp_path)
-    header, row = (line.split(",") for line in (tmp_path / "data_overall.csv").read_text().splitlines())
-    theirs = dict(zip(header, row))
-    for key, column in {"overall": "Overall Acc", "non_live": "Non-Live AST Acc", "live": "Live Acc",
-                        "multi_turn": "Multi Turn Acc", "relevance": "Relevance Detection",
-                        "irrelevance": "Irrelevance Detection"}.items():
-        assert f"{100 * ours[key]['accuracy']:.2f}%" == theirs[column], key
-        assert ours[key]["missing"] == []
+    theirs = {}
+    for name in ("data_overall.csv", "data_non_live.csv", "data_live.csv"):
+        header, row = (line.split(",") for line in (tmp_path / name).read_text().splitlines())
+        theirs[name] = dict(zip(header, row))
+    for key, (name, column) in {
+            "overall": ("data_overall.csv", "Overall Acc"), "non_live": ("data_non_live.csv", "Non_Live Overall Acc"),
+            "live": ("data_overall.csv", "Live Acc"), "multi_turn": ("data_overall.csv", "Multi Turn Acc"),
+            "relevance": ("data_overall.csv", "Relevance Detection"),
+            "irrelevance": ("data_overall.csv", "Irrelevance Detection"),
+            "non_live_ast": ("data_overall.csv", "Non-Live AST Acc"), "live_ast": ("data_live.csv", "AST Summary")}.items():
+        assert f"{100 * ours[key]['accuracy']:.2f}%" == theirs[name][column], key
+        assert ours[key]["missing"] == [] and ours[key]["partial"] == ours[key]["accuracy"]
+    # The paper's Overall is the mean of its Non-live, Live and Multi-turn columns.
+    assert ours["overall"]["accuracy"] == pytest.approx(
+        (ours["non_live"]["accuracy"] + ours["live"]["accuracy"] + ours["multi_turn"]["accuracy"]) / 3)
+    # Non-live holds irrelevance; Non-live AST does not.
+    changed = bfcl.leaderboard({**accuracy, "irrelevance": accuracy["irrelevance"] + 0.5}, sizes)
+    assert changed["non_live"]["accuracy"] == pytest.approx(ours["non_live"]["accuracy"] + 0.1)
+    assert changed["non_live_ast"]["accuracy"] == ours["non_live_ast"]["accuracy"]
 
-    partial = bfcl.leaderboard({"simple": 0.5, "multiple": 1.0}, sizes)
-    assert partial["non_live"]["accuracy"] == 0.75 and "parallel" in partial["non_live"]["missing"]
-    assert partial["live"]["accuracy"] is None and partial["overall"]["accuracy"] == 0.75
+
+def test_an_aggregate_over_some_of_its_categories_is_only_partial():
+    sizes = {c: bfcl.category_size(c) for c in bfcl.TEST_COLLECTION_MAPPING["all"]}
+    partial = bfcl.leaderboard({"simple": 0.5, "multiple": 1.0, "irrelevance": 0.25}, sizes)
+    assert partial["non_live"]["accuracy"] is None and "parallel" in partial["non_live"]["missing"]
+    assert partial["non_live"]["partial"] == pytest.approx((0.5 + 1.0 + 0.25) / 3)
+    assert partial["overall"]["accuracy"] is None and partial["overall"]["partial"] == partial["non_live"]["partial"]
+    assert partial["live"] == {"accuracy": None, "partial": None, "size": sum(sizes[c] for c in sizes if c.startswith("live")),
+                               "missing": ["live_simple", "live_multiple", "live_parallel", "live_parallel_multiple",
+                                           "live_irrelevance", "live_relevance"]}
+    assert partial["irrelevance"]["accuracy"] is None and partial["irrelevance"]["partial"] == 0.25
+
+
+def test_a_partial_run_says_what_it_covers_and_prints_no_overall(tmp_path, monkeypatch):
+    entries = {c: bfcl.load_category(c, limit=2) for c in ("simple", "irrelevance")}
+    gold = {e["id"]: bfcl.gold_answer(e) for e in entries["simple"]}
+    bfcl.evaluate(entries, scripted(lambda p: gold.get(p["id"], "No function fits.")), args_for(tmp_path, "--limit", "2"))
+    run_main(summarize, monkeypatch, "--dir", str(tmp_path), "--name", "partial")
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["table1"] == {"overall": None, "non_live": None, "live": None, "multi_turn": None,
+                                 "relevance": None, "irrelevance": None}
+    assert summary["partial"]["overall"]["accuracy"] == 1.0 and "multi_turn_base" in summary["partial"]["overall"]["missing"]
+    assert summary["bfcl_coverage"]["categories"] == ["simple", "irrelevance"] and summary["bfcl_coverage"]["items"] == 4
+    table = (tmp_path / "table.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| partial |"))
+    full = sum(map(bfcl.category_size, bfcl.TEST_COLLECTION_MAPPING["all"]))
+    assert row.split(" | ")[1:8] == [f"4 / {full}", "–", "–", "–", "–", "–", "–"]
+    assert "Overall 100.00 (15 categories missing)" in table and "Partial values" in table
+    assert "BFCL categories run: 2 of 17; not run: parallel, multiple," in table and "(2 per category" in table
 
 
 def test_a_killed_run_resumes_where_it_stopped(tmp_path):
@@ -362,32 +605,65 @@ def test_api_bank_bad_record_names_file_and_record(tmp_path):
 
 # --- summaries and the report -------------------------------------------------------------------------
 
-def fixture_summary(name, level):
-    """A checkpoint's summary whose every accuracy is `level` (Live a bit higher)."""
-    categories = {c: {"accuracy": level + (0.1 if c.startswith("live") else 0.0), "correct": 0, "scored": 1, "size": 1}
-                  for c in bfcl.TEST_COLLECTION_MAPPING["all"]}
+def write_fixture_run(directory, name, level, items=10):
+    """A checkpoint's verdict files and summary.json, where every BFCL category has `items` items
+    of which the first round(items * level) are right (Live: one more), API-Bank L-1 `level` and
+    L-2 half of it; the project grammar would add one item to simple's accuracy for iter_2."""
+    directory.mkdir()
+    bfcl_rows, categories = [], {}
+    for c in bfcl.TEST_COLLECTION_MAPPING["all"]:
+        right = round(items * level) + c.startswith("live")
+        bfcl_rows += [{"id": f"{c}_{i}", "category": c, "valid": i < right} for i in range(items)]
+        grammar = right + (name == "iter_2" and c == "simple")
+        categories[c] = {"accuracy": right / items, "correct": right, "scored": items, "size": bfcl.category_size(c),
+                         "grammar_accuracy": grammar / items, "seconds_per_item": 1.5}
+    api_rows = [{"id": f"{lv}/{i}", "level": lv, "valid": i < round(items * share)}
+                for lv, share in (("L-1", level), ("L-2", level / 2)) for i in range(items)]
+    (directory / "bfcl_verdicts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in bfcl_rows))
+    (directory / "api_bank_verdicts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in api_rows))
     sizes = {c: bfcl.category_size(c) for c in categories}
-    bfcl_scores = {"model": "gemma-3-270m", "adapter": None if name == "base" else f"checkpoints/x/{name}", "limit": 5,
-                   "categories": categories, "seconds_per_item": 1.0,
-                   "aggregates": bfcl.leaderboard({c: s["accuracy"] for c, s in categories.items()}, sizes)}
-    api_scores = {"model": "gemma-3-270m", "limit": 5, "seconds_per_item": 1.0,
-                  "levels": {"L-1": {"accuracy": level}, "L-2": {"accuracy": level / 2}}}
-    return summarize.summary(name, bfcl_scores, api_scores)
+    bfcl_scores = {"model": "gemma-3-270m", "adapter": None if name == "base" else f"checkpoints/x/{name}",
+                   "limit": items, "categories": categories, "seconds_per_item": 1.5,
+                   "aggregates": bfcl.leaderboard({c: s["accuracy"] for c, s in categories.items()}, sizes),
+                   "coverage": {"categories": list(categories), "missing": [], "items": len(bfcl_rows),
+                                "items_full": sum(sizes.values())}}
+    api_scores = {"model": "gemma-3-270m", "limit": items, "seconds_per_item": 1.0,
+                  "levels": {lv: {"accuracy": sum(r["valid"] for r in api_rows if r["level"] == lv) / items}
+                             for lv in ("L-1", "L-2")}}
+    (directory / "summary.json").write_text(json.dumps(summarize.summary(name, bfcl_scores, api_scores)))
 
 
-def test_report_puts_checkpoints_side_by_side_and_plots(tmp_path, monkeypatch):
+def section(text, heading):
+    start = text.index(heading)
+    end = text.find("\n#", start + len(heading))
+    return text[start:end if end > 0 else len(text)]
+
+
+def test_report_puts_checkpoints_side_by_side_with_paired_differences_and_plots(tmp_path, monkeypatch):
     levels = {"iter_2": 0.5, "base": 0.0, "iter_10": 0.6, "warmup": 0.3, "iter_1": 0.4, "my-adapter": 0.2}
     for name, level in levels.items():
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "summary.json").write_text(json.dumps(fixture_summary(name, level)))
-    monkeypatch.setattr(sys, "argv", ["report.py", "--results", str(tmp_path)])
-    report.main()
+        write_fixture_run(tmp_path / name, name, level)
+    run_main(report, monkeypatch, "--results", str(tmp_path), "--resamples", "2000")
 
     text = (tmp_path / "report.md").read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "Overall" not in line and "category" not in line]
-    assert [r.split(" | ")[0][2:] for r in rows[:6]] == ["base", "warmup", "iter_1", "iter_2", "iter_10", "my-adapter"]
-    assert rows[1].split(" | ")[2] == "30.00" and rows[1].split(" | ")[-1] == "15.00 |"  # warm-up: Non-live, L2
-    assert "| live_simple | 10.00 | 40.00 | 50.00 | 60.00 | 70.00 | 30.00 |" in text
+    table = section(text, "| Checkpoint |").splitlines()[2:8]
+    assert [r.split(" | ")[0][2:] for r in table] == ["base", "warmup", "iter_1", "iter_2", "iter_10", "my-adapter"]
+    warmup = table[1].split(" | ")
+    assert warmup[1] == f"170 / {sum(map(bfcl.category_size, bfcl.TEST_COLLECTION_MAPPING['all']))}"
+    assert warmup[3] == "30.00" and warmup[-1] == "20.00 |"  # Non-live; API-Bank L2 (1.5 of 10 rounds to 2)
+    assert "| live_simple | 10.00 | 40.00 | 50.00 | 60.00 | 70.00 | 30.00 |" in section(text, "## BFCL-v3 per category")
+    assert section(text, "## Diagnostic").count("| simple |") == 1 and "| simple | 0.00 | 30.00 | 40.00 | 60.00 |" in text
+    assert "| multi_turn_base | 1.50 | 1.50 |" in section(text, "## Generation time per item")
+
+    headings = [line[4:] for line in text.splitlines() if line.startswith("### ")]
+    assert headings == ["warmup vs base", "iter_1 vs warmup", "iter_2 vs warmup", "iter_2 vs iter_1",
+                        "iter_10 vs warmup", "iter_10 vs iter_2", "my-adapter vs warmup"]
+    step = section(text, "### iter_1 vs warmup")
+    # One more item right in each of 17 categories of 10: nothing per category, a gain overall.
+    assert "| simple | 10 | 30.00 | 40.00 | +10.00 [+0.00, +30.00] | no difference |" in step
+    overall = next(line for line in step.splitlines() if line.startswith("| Overall |")).split(" | ")
+    assert overall[1:4] == ["170", "33.33", "43.33"] and overall[-1] == "higher |"
+    assert "| L-1 | 10 | 30.00 | 40.00 |" in step and "| all items | 20 |" in step
     png = (tmp_path / "accuracy_vs_iteration.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
@@ -401,9 +677,9 @@ def run_main(module, monkeypatch, *argv):
 
 def test_cli_end_to_end_with_the_tiny_model(tmp_path, api_bank_dir, tiny_model_dir, monkeypatch):
     out = tmp_path / "base"
-    common = ["--model", "tiny", "--out", str(out), "--limit", "1", "--max-new-tokens", "4", "--batch-size", "2"]
-    run_main(bfcl, monkeypatch, *common, "--categories", "simple,irrelevance")
-    run_main(api_bank, monkeypatch, *common, "--data-dir", str(api_bank_dir))
+    flags = ["--model", "tiny", "--out", str(out), "--limit", "1", "--max-new-tokens", "4", "--batch-size", "2"]
+    run_main(bfcl, monkeypatch, *flags, "--categories", "simple,irrelevance")
+    run_main(api_bank, monkeypatch, *flags, "--data-dir", str(api_bank_dir))
     run_main(summarize, monkeypatch, "--dir", str(out))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bfcl_categories"].keys() == {"simple", "irrelevance"}
@@ -414,7 +690,7 @@ def test_cli_end_to_end_with_the_tiny_model(tmp_path, api_bank_dir, tiny_model_d
     assert "| base |" in (out / "table.md").read_text()
 
     with pytest.raises(SystemExit, match="no adapter_model.safetensors"):
-        run_main(bfcl, monkeypatch, *common, "--adapter", str(tmp_path / "missing"))
+        run_main(bfcl, monkeypatch, *flags, "--adapter", str(tmp_path / "missing"))
 
 
 def test_make_eval_runs_each_benchmark_when_its_inputs_change(tmp_path):

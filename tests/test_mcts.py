@@ -1,5 +1,6 @@
 """Stage 05: the search tree (backup, PUCT, pairs) on hand-built trees and scripted policies, the
-step cutting used while generating, the model-backed policy's KV-cache reuse, and resuming."""
+outcome at terminals, the model-backed policy (batched searches = separate ones, steps as the
+model's own token ids, priors and grades = a plain forward), the pair audit, and resuming."""
 import json
 import os
 import re
@@ -14,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import REPO, load_stage
 from records import read_jsonl, write_jsonl
-from toolcalls import split_steps
+from steps import split_steps
 
 mcts = load_stage("05_mcts.py")
 Step = mcts.Step
@@ -79,90 +80,122 @@ def test_puct_picks_the_hand_computed_child():
     assert mcts.select_leaf(tree, c=1.0) is n["y"]  # y is not expanded: the search stops there
 
 
+
 SAMPLE = {"id": "s1", "system": "sys", "messages": [{"role": "user", "content": "q"}], "answer": "[A(x=1)]"}
 
 
-def test_pairs_come_from_the_max_and_min_q_children():
-    tree, n = hand_tree({"a": ("root", 0.3), "b": ("root", 0.9), "c": ("root", -0.4),
-                         "a1": ("a", 0.10), "a2": ("a", 0.15),  # gap 0.05 < 0.1: no pair
-                         "b1": ("b", 0.0)})  # one child: no pair
+def terminal(tree, parent, text, outcome, q, visits=1):
+    node = mcts.add_node(tree, parent, Step(text, True), max_depth=10)
+    node.update(outcome=outcome, Q=q, N=visits)
+    return node
+
+
+def test_pairs_need_rolled_out_children_and_the_outcome_behind_them():
+    tree = []
+    root = mcts.add_node(tree, None, Step("", False), max_depth=10)
+    good = terminal(tree, root, "[A(x=1)]", 1, 0.9)
+    bad = terminal(tree, root, "[A(x=2)]", -1, -1.1)
+    unvisited = mcts.add_node(tree, root, Step("[A(x=3)]", False), max_depth=10)
+    unvisited["Q"] = -5.0  # Q = r only (no outcome yet): never compared
     pairs = mcts.preference_pairs(tree, SAMPLE, gap=0.1)
     assert len(pairs) == 1
     pair = pairs[0]
-    assert (pair["chosen"], pair["rejected"]) == ("b ", "c ")
-    assert (pair["q_chosen"], pair["q_rejected"]) == (0.9, -0.4)
+    assert (pair["chosen"], pair["rejected"]) == ("[A(x=1)]", "[A(x=2)]")
+    assert (pair["q_chosen"], pair["q_rejected"]) == (0.9, -1.1)
+    assert pair["chosen_correct"] and not pair["rejected_correct"] and pair["kind"] == "call"
     assert pair["id"] == "s1:0" and pair["sample_id"] == "s1" and pair["depth"] == 0 and pair["prefix"] == ""
     assert pair["system"] == SAMPLE["system"] and pair["messages"] == SAMPLE["messages"]
-    assert pair["chosen_ends"] is False and pair["rejected_ends"] is False
+    assert pair["chosen_ends"] is True and pair["rejected_ends"] is True
+
+
+def test_no_pair_on_grades_alone_nor_between_equivalent_answers():
+    tree = []
+    root = mcts.add_node(tree, None, Step("", False), max_depth=10)
+    terminal(tree, root, "[A(x=2)]", -1, -0.6)  # both wrong: a Q gap of 0.5 from the grades alone
+    terminal(tree, root, "[A(x=3)]", -1, -1.1)
+    assert mcts.preference_pairs(tree, SAMPLE, gap=0.1) == []
+    tree = []
+    root = mcts.add_node(tree, None, Step("", False), max_depth=10)
+    terminal(tree, root, '[A(x=1)]', 1, 1.2)  # both right, quoted differently
+    terminal(tree, root, "[A(x=1.0)]", 1, 0.7)
+    assert mcts.preference_pairs(tree, SAMPLE, gap=0.1) == []
+    # a Q gap beyond the margin pairs even without a correct terminal below the chosen
+    tree = []
+    root = mcts.add_node(tree, None, Step("", False), max_depth=10)
+    terminal(tree, root, "[A(x=2)]", -1, 0.5)
+    terminal(tree, root, "[A(x=3)]", -1, -0.6)
+    assert len(mcts.preference_pairs(tree, SAMPLE, gap=0.1, margin=1.0)) == 1
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 30), st.floats(-3, 3)), min_size=1, max_size=30), st.floats(0, 1))
-def test_every_pair_beats_its_rejected_step_by_the_gap(spec, gap):
+@given(st.lists(st.tuples(st.integers(0, 30), st.floats(-3, 3), st.integers(0, 3), st.sampled_from([-1, 0, 1])),
+                min_size=1, max_size=30), st.floats(0, 1))
+def test_every_pair_is_backed_by_its_outcomes(spec, gap):
     tree = []
     mcts.add_node(tree, None, Step("", False), max_depth=99)
-    for i, (parent, q) in enumerate(spec):
-        node = mcts.add_node(tree, tree[parent % len(tree)], Step(f"s{i} ", False), max_depth=99)
-        node["Q"] = q
-    pairs = mcts.preference_pairs(tree, SAMPLE, gap)
+    for i, (parent, q, visits, result) in enumerate(spec):
+        ends = result != 0
+        node = mcts.add_node(tree, tree[parent % len(tree)], Step(f"[A(x={i})]" if ends else f"[A(x={i}), ", ends),
+                             max_depth=99)
+        node.update(Q=q, N=visits, outcome=result)
+    reached = mcts.correct_below(tree)
+    pairs = mcts.preference_pairs(tree, SAMPLE, gap, margin=1.0)
     for pair in pairs:
         node = tree[int(pair["id"].split(":")[1])]
-        sibling_q = [tree[i]["Q"] for i in node["children"]]
-        assert pair["q_chosen"] > pair["q_rejected"] + gap
-        assert pair["q_chosen"] == max(sibling_q) and pair["q_rejected"] == min(sibling_q)
+        evaluated = [tree[i] for i in node["children"] if tree[i]["N"] > 0 or tree[i]["terminal"]]
+        assert pair["q_chosen"] == max(c["Q"] for c in evaluated) and pair["q_rejected"] == min(c["Q"] for c in evaluated)
+        decisive = pair["chosen_correct"] and not pair["rejected_correct"]
+        assert (decisive and pair["q_chosen"] > pair["q_rejected"] + gap) or pair["q_chosen"] - pair["q_rejected"] >= 1.0
         assert pair["prefix"] == node["answer"]
-    expected = sum(len(node["children"]) >= 2 and max(tree[i]["Q"] for i in node["children"])
-                   > min(tree[i]["Q"] for i in node["children"]) + gap for node in tree)
-    assert len(pairs) == expected
+    for node in tree:
+        for child in node["children"]:
+            if tree[child]["terminal"] and tree[child]["outcome"] == 1:
+                assert reached[node["id"]]
 
 
 # --- steps and outcomes -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, start, step", [
-    # a call step ends after its comma and the space, once the next call has begun
-    ('[Get Game Result(team="Toronto, ON", date="2025-05-26"), Get', 0,
-     '[Get Game Result(team="Toronto, ON", date="2025-05-26"), '),
-    ('[Get Game Result(team="Toronto, ON", date="2025-05-26"), ', 0, None),  # more spaces may follow
-    ('[Get Game Result(team="Toronto, ON"', 0, None),  # the comma in the string is no boundary
-    ('[A(x=[1, 2], y={"k": "a, b"}), B(z="c")] ', 0, '[A(x=[1, 2], y={"k": "a, b"}), '),
-    ('[A(x=[1, 2], y={"k": "a, b"}), B(z="c")] ', 31, None),  # the list is closed: the end of turn decides
-    ('[A(x=1), B(z="c, d"), C()', 9, 'B(z="c, d"), '),  # the second call, after the first
-    ("Sure. I can", 0, "Sure. "),
-    ("It costs 3.5 dollars, e.g. in Oslo. Next", 0, "It costs 3.5 dollars, e.g. in Oslo. "),
-    ("Hello. \n World. X", 7, "\n World. "),  # whitespace left over from the step before joins this one
-    ("No tool fits.", 0, None),  # the last sentence ends with end of turn, not here
-])
-def test_step_end_cuts_calls_and_sentences(text, start, step):
-    end = mcts.step_end(text, start)
-    assert (None if end is None else text[start:end]) == step
+def test_gold_steps_follow_the_gold_path(tiny_tokenizer):
+    import modeling
 
-
-def test_gold_steps_follow_the_gold_path():
     gold = '[Get Game Result(team="Toronto, ON", date="2025"), Get Crypto History(coin="DOT", days=108)]'
-    steps = split_steps(gold)
-    assert steps == ['[Get Game Result(team="Toronto, ON", date="2025"), ', 'Get Crypto History(coin="DOT", days=108)]']
+    sample = {"answer": gold}
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    steps = mcts.gold_step_list(tiny_tokenizer, sample, eot, [])
+    assert [s.text for s in steps] == split_steps(gold) == ['[Get Game Result(team="Toronto, ON", date="2025"),',
+                                                           ' Get Crypto History(coin="DOT", days=108)]']
+    ids = tiny_tokenizer(gold, add_special_tokens=False).input_ids
+    assert [t for s in steps for t in s.ids] == ids + [eot]  # the whole answer's own ids, then end of turn
+    assert [s.ends for s in steps] == [False, True]
     tree = []
     root = mcts.add_node(tree, None, Step("", False), max_depth=8)
-    assert mcts.gold_next_step(steps, root) == Step(steps[0], ends=False)
-    on_path = mcts.add_node(tree, root, Step(steps[0], False), max_depth=8)
-    off_path = mcts.add_node(tree, root, Step("[Get Game Result(team=\"Oslo\"), ", False), max_depth=8)
-    assert mcts.gold_next_step(steps, on_path) == Step(steps[1], ends=True)
+    assert mcts.gold_next_step(steps, root) == steps[0]
+    on_path = mcts.add_node(tree, root, steps[0], max_depth=8)
+    off_path = mcts.add_node(tree, root, Step('[Get Game Result(team="Oslo"),', False, ids=(5, 6)), max_depth=8)
+    assert mcts.gold_next_step(steps, on_path) == steps[1]
     assert mcts.gold_next_step(steps, off_path) is None
+
+
+TEXT_SAMPLE = {"system": "", "messages": [{"role": "user", "content": "Book me a taxi."}],
+               "answer": "None of the available functions can book a taxi."}
 
 
 @pytest.mark.parametrize("answer, ends, gold, expected", [
     ('[B(y="2, 3"), A(x=1)]', True, '[A(x=1), B(y="2, 3")]', 1),  # parallel calls: any order
     ('[A(x=1), A(x=1)]', True, '[A(x=1)]', -1),
     ('[A(x=2)]', True, '[A(x=1)]', -1),
-    ('[A(x=1), ', False, '[A(x=1)]', -1),  # unfinished (truncated or out of depth)
-    ('Sorry, no tool can do that.', True, 'I cannot help with that.', 1),
-    ('[A(x=1)]', True, 'I cannot help with that.', -1),
-    ('[A(x=1', False, 'I cannot help with that.', -1),  # an unfinished call list is no text answer
+    ('[A(x=1),', False, '[A(x=1)]', -1),  # unfinished (truncated or out of depth)
+    ("Sorry, no tool can do that.", True, None, 1),  # a decline for a declined request
+    ("Sure, your taxi is on its way.", True, None, -1),  # any text is not enough
+    ("[A(x=1)]", True, None, -1),
+    ("[convert_length(value=466.0, to_unit=cm)]", True, None, -1),  # a malformed call is no text answer
+    ("No tool can do that.<unused4260>", True, None, -1),
 ])
 def test_outcome_at_terminals(answer, ends, gold, expected):
+    sample = TEXT_SAMPLE if gold is None else {**TEXT_SAMPLE, "answer": gold}
     node = {"terminal": True, "ends": ends, "answer": answer}
-    assert mcts.outcome(node, gold) == expected
-    assert mcts.outcome({**node, "terminal": False}, gold) == 0
+    assert mcts.outcome(node, sample) == expected
+    assert mcts.outcome({**node, "terminal": False}, sample) == 0
 
 
 # --- search with scripted policies ------------------------------------------------------------
@@ -179,37 +212,43 @@ class ScriptedPolicy:
     def gold_after(self, answer):
         for i in range(len(self.steps)):
             if "".join(self.steps[:i]) == answer:
-                return Step(self.steps[i], ends=i == len(self.steps) - 1)
+                return Step(self.steps[i], ends=i == len(self.steps) - 1, prior=0.5)
         return None
 
-    def propose(self, answer, k):
-        gold = self.gold_after(answer)
-        if gold and self.wrong is None:
-            return [gold] * k
-        return [Step(self.wrong or "Nothing.", ends=True)] * k
-
-    def rollout(self, answer, max_steps):
-        steps = []
+    def generate(self, node, max_steps):
+        answer, steps = node["answer"], []
+        if max_steps == 1:  # a proposal
+            gold = self.gold_after(answer)
+            return [gold if gold and self.wrong is None else Step(self.wrong or "Nothing.", ends=True, prior=0.5)]
         while (step := self.gold_after(answer)) is not None and len(steps) < max_steps:
             steps.append(step)
             answer += step.text
-        return steps or [Step("", ends=True)]
+        return steps or [Step("", ends=True, prior=0.5)]
 
-    def priors(self, answer, steps):
+    def priors(self, node, steps):
         return [0.5] * len(steps)
 
-    def confidence(self, answers):
-        self.confidence_batches.append(len(answers))
-        return [0.0] * len(answers)
+    def confidence(self, nodes):
+        self.confidence_batches.append(len(nodes))
+        return [0.0] * len(nodes)
 
 
 GOLD = '[Get Weather(city="Oslo, NO"), Get Time(zone="CET"), Get News(topic="tech, AI")]'
 
 
+def gold_steps(gold):
+    texts = split_steps(gold)
+    return [Step(text, ends=i == len(texts) - 1) for i, text in enumerate(texts)]
+
+
+def scripted_search(sample, policy, simulations, k, add_gold):
+    return mcts.run_search(mcts.search(sample, gold_steps(sample["answer"]), simulations=simulations, k=k,
+                                       max_depth=8, c=1.0, gamma=1.0, add_gold=add_gold, weight=1.0), policy)
+
+
 def test_a_policy_proposing_the_gold_step_reaches_a_correct_terminal():
-    policy = ScriptedPolicy(GOLD)
-    tree = mcts.search({"id": "g", "answer": GOLD}, policy, simulations=4, k=2, max_depth=8, c=1.0, gamma=1.0,
-                       add_gold=False)
+    sample = {"id": "g", "system": "", "messages": [], "answer": GOLD}
+    tree = scripted_search(sample, ScriptedPolicy(GOLD), simulations=4, k=2, add_gold=False)
     correct = [node for node in tree if node["terminal"] and node["outcome"] == 1]
     assert correct and correct[0]["answer"] == GOLD and correct[0]["depth"] == 3
     assert tree[0]["N"] == 4 and tree[0]["V"] == pytest.approx(1.0)  # every visit ended at +1
@@ -220,7 +259,7 @@ def test_a_policy_proposing_the_gold_step_reaches_a_correct_terminal():
 def test_the_gold_candidate_wins_over_a_wrong_policy():
     policy = ScriptedPolicy(GOLD, wrong='[Get Weather(city="Bergen")]')
     sample = {"id": "w", "system": "sys", "messages": [], "answer": GOLD}
-    tree = mcts.search(sample, policy, simulations=3, k=3, max_depth=8, c=1.0, gamma=1.0, add_gold=True)
+    tree = scripted_search(sample, policy, simulations=3, k=3, add_gold=True)
     root_children = [tree[i] for i in tree[0]["children"]]
     assert len(root_children) == 2  # the k identical wrong proposals were merged into one node
     wrong = next(child for child in root_children if not child["gold"])
@@ -228,66 +267,140 @@ def test_the_gold_candidate_wins_over_a_wrong_policy():
     pairs = mcts.preference_pairs(tree, sample, gap=0.1)
     root_pair = next(pair for pair in pairs if pair["depth"] == 0)
     assert root_pair["chosen"] == split_steps(GOLD)[0] and root_pair["rejected"] == wrong["step"]
-    assert root_pair["q_chosen"] == pytest.approx(1.0)
+    assert root_pair["q_chosen"] == pytest.approx(1.0) and root_pair["chosen_gold"]
     assert max(policy.confidence_batches) > 1  # new children are graded together
     stats = mcts.tree_stats(tree, pairs, 1.0, 0, 3)
     assert stats["correct_terminals"] == 1 and not stats["solved_by_policy"]  # only the gold steps were right
+    report = mcts.audit(pairs)
+    assert report["decisive"] == 1.0 and report["by_kind"]["call"]["pairs"] == len(pairs)
+    assert "## w:0" in mcts.audit_markdown(report, pairs)
+
+
+def test_the_audit_counts_malformed_steps():
+    tree = []
+    root = mcts.add_node(tree, None, Step("", False), max_depth=10)
+    terminal(tree, root, "[A(x=1)]", 1, 1.0)
+    terminal(tree, root, "[A(x=1)<unused12>", -1, -1.0)
+    pairs = mcts.preference_pairs(tree, SAMPLE, gap=0.1)
+    report = mcts.audit(pairs)
+    assert report["rejected_malformed"] == 1.0 and report["chosen_malformed"] == 0.0
+    assert report["by_depth"]["0"]["pairs"] == 1
 
 
 # --- the model-backed policy --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def tiny_fp32(tiny_model_dir):
+    import generation
     import modeling
 
-    # fp32, so that the cached and the recomputed paths agree to rounding (bf16 would not)
-    return modeling.load_model(tiny_model_dir, device=torch.device("cpu")).float()
+    # fp32, so that batched and separate computations agree to rounding (bf16 would not)
+    model = modeling.load_model(tiny_model_dir, device=torch.device("cpu")).float()
+    generation.use_grouped_attention(model)
+    return model
 
 
-def make_policy(model, tokenizer, sample, reuse, temperature=0.0):
-    import modeling
+def search_args(**overrides):
+    args = mcts.parse_args(["--samples", "x", "--out", "x", "--trees-dir", "x", "--simulations", "3", "--k", "2",
+                            "--max-depth", "4", "--max-step-tokens", "10", "--seed", "5"])
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return args
 
-    return mcts.ModelPolicy(model, tokenizer, sample, mcts.load_eval_template(mcts.EVAL_PROMPT),
-                            eot_id=modeling.end_of_turn_id(tokenizer), temperature=temperature,
-                            max_step_tokens=12, grade_scores=[1.0, 0.1, -1.0, -2.0], reuse=reuse,
-                            generator=torch.Generator().manual_seed(0))
+
+def comparable(tree):
+    return [(n["parent"], n["answer_ids"], n["ends"], n["N"], round(n["Q"], 4), round(n["prior"] or 0, 4))
+            for n in tree]
 
 
 @torch.inference_mode()
-def test_prefix_cache_reuse_matches_recomputing(tiny_fp32, tiny_tokenizer, synthetic_samples):
+def test_a_sample_grows_the_same_tree_in_any_batch(tiny_fp32, tiny_tokenizer, synthetic_samples):
+    """Searched in lockstep with others or alone, a sample's tree is the same: its draws come from
+    its own generator and the batched forwards give the numbers of separate ones."""
+    import modeling
+
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    template = mcts.load_eval_template(mcts.EVAL_PROMPT)
+    samples = synthetic_samples[:3]
+    args = search_args()
+    together, tokens, _ = mcts.search_batch(tiny_fp32, tiny_tokenizer, samples, template, args, eot)
+    assert tokens > 0
+    for sample, tree in zip(samples, together):
+        alone, _, _ = mcts.search_batch(tiny_fp32, tiny_tokenizer, [sample], template, args, eot)
+        assert comparable(alone[0]) == comparable(tree)
+        assert len(tree) > 3
+
+
+@torch.inference_mode()
+def test_sampled_steps_are_the_models_own_tokens_cut_at_step_boundaries(tiny_fp32, tiny_tokenizer,
+                                                                        synthetic_samples):
+    """Every node's ids are its parent's ids plus its step's ids; the step's text is what those
+    ids decode to; a finished step is exactly one step of its answer; priors are probabilities."""
+    import modeling
+
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    template = mcts.load_eval_template(mcts.EVAL_PROMPT)
+    args = search_args(simulations=6, max_step_tokens=16)
+    trees, _, _ = mcts.search_batch(tiny_fp32, tiny_tokenizer, synthetic_samples[3:6], template, args, eot)
+    checked = 0
+    for tree in trees:
+        for node in tree[1:]:
+            parent = tree[node["parent"]]
+            assert node["answer_ids"] == parent["answer_ids"] + node["step_ids"]
+            ids = [t for t in node["answer_ids"] if t != eot]
+            assert tiny_tokenizer.decode(ids, skip_special_tokens=False) == node["answer"]
+            assert 0 < node["prior"] <= 1
+            if not (node["ends"] or node["truncated"]):
+                assert split_steps(node["answer"])[-1] == node["step"]
+                checked += 1
+    assert checked > 0
+
+
+@torch.inference_mode()
+def test_priors_and_grades_equal_a_plain_forward(tiny_fp32, tiny_tokenizer, synthetic_samples):
+    import modeling
+    from logprobs import decoder_hidden, head_logits
+
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    template = mcts.load_eval_template(mcts.EVAL_PROMPT)
     sample = max(synthetic_samples, key=lambda s: len(s["system"]))
-    cached = make_policy(tiny_fp32, tiny_tokenizer, sample, reuse=True)
-    fresh = make_policy(tiny_fp32, tiny_tokenizer, sample, reuse=False)
-    # the prompt outgrows the sliding window, so the cache of the window layers is exercised too
-    assert len(cached.prompt_ids) > tiny_fp32.config.sliding_window
-    prompt_tokens = cached.prompt_cache.get_seq_length()
+    policy = mcts.ModelPolicy(tiny_fp32, tiny_tokenizer, [sample, synthetic_samples[0]], template, eot_id=eot,
+                              generators=[torch.Generator(), torch.Generator()],
+                              sampling={"temperature": 1.0, "top_k": 50, "top_p": 0.95, "min_p": 0.0},
+                              max_step_tokens=12, grade_scores=[1.0, 0.1, -1.0, -2.0])
+    prompt = modeling.encode_prompt(tiny_tokenizer, sample["system"], sample["messages"])
+    assert len(prompt) > tiny_fp32.config.sliding_window  # the window layers are exercised too
+    steps = mcts.gold_step_list(tiny_tokenizer, sample, eot, [])
+    root = {"answer_ids": [], "answer": ""}
+    first = {"answer_ids": list(steps[0].ids), "answer": steps[0].text}
+    priors_root, priors_first = policy.priors_batch([(0, (root, steps[:1])), (0, (first, steps[1:2] or steps[:1]))])
 
-    answer = split_steps(sample["answer"])[0]
-    steps = [(answer, False), ("Anything at all. ", False), ("", True)]
-    assert cached.priors("", steps) == pytest.approx(fresh.priors("", steps), rel=1e-4)
-    partials = ["", answer, "Some text. And more"]
-    assert cached.confidence(partials) == pytest.approx(fresh.confidence(partials), abs=1e-4)
-    # greedy: the batch of k forks and the k separate runs produce the same steps
-    proposed = cached.propose(answer, 3)
-    assert proposed == fresh.propose(answer, 3) and len(set(proposed)) == 1
-    assert cached.rollout(answer, 3) == fresh.rollout(answer, 3)
-    assert cached.prompt_cache.get_seq_length() == prompt_tokens  # forks never grow the prompt's cache
-    step = proposed[0]
-    assert step.ends or step.truncated or split_steps(answer + step.text)[-1] == step.text
+    def plain_prior(answer_ids, step_ids):
+        ids = prompt + answer_ids + step_ids
+        logps = head_logits(tiny_fp32, decoder_hidden(tiny_fp32, torch.tensor([ids]))[0]).log_softmax(-1)
+        start = len(prompt) + len(answer_ids)
+        return torch.exp(torch.stack([logps[start + j - 1, t] for j, t in enumerate(step_ids)]).mean()).item()
+
+    assert priors_root[0] == pytest.approx(plain_prior([], list(steps[0].ids)), rel=1e-4)
+    second = steps[1] if len(steps) > 1 else steps[0]
+    assert priors_first[0] == pytest.approx(plain_prior(list(steps[0].ids), list(second.ids)), rel=1e-4)
+
+    head, tail = mcts.eval_prompt_parts(tiny_tokenizer, template, sample)
+    [grades] = policy.confidence_batch([(0, [root, first])])
+    for node, grade in zip([root, first], grades):
+        ids = head + [t for t in node["answer_ids"] if t != eot] + tail  # graded without its end of turn
+        logits = head_logits(tiny_fp32, decoder_hidden(tiny_fp32, torch.tensor([ids]))[0, -1])
+        probs = torch.softmax(logits[policy.grade_ids], -1)
+        assert grade == pytest.approx((probs @ torch.tensor([1.0, 0.1, -1.0, -2.0])).item(), abs=1e-4)
 
 
-@torch.inference_mode()
-def test_sampled_candidates_are_seeded_and_complete(tiny_fp32, tiny_tokenizer, synthetic_samples):
-    sample = synthetic_samples[0]
-    first = make_policy(tiny_fp32, tiny_tokenizer, sample, reuse=True, temperature=1.0)
-    again = make_policy(tiny_fp32, tiny_tokenizer, sample, reuse=True, temperature=1.0)
-    steps = first.propose("", 4)
-    assert steps == again.propose("", 4)  # same seed, same steps
-    assert len(set(steps)) > 1  # temperature 1 on a random model: the candidates differ
-    assert first.generated_tokens >= 4
-    for step in steps:
-        assert step.text or step.ends
-        assert step.ends or step.truncated or split_steps(step.text) == [step.text]
+def test_top_k_and_top_p_keep_only_likely_tokens():
+    logits = torch.tensor([[5.0, 4.0, 0.0, -1.0, -2.0]] * 200)
+    generators = [torch.Generator().manual_seed(i) for i in range(200)]
+    drawn = mcts.sample_tokens(logits, generators, temperature=1.0, top_k=3, top_p=0.8, min_p=0.0)
+    assert set(drawn.tolist()) == {0, 1}  # top-p 0.8 drops token 2 (p ≈ 0.013) that top-k kept
+    assert set(mcts.sample_tokens(logits, generators, 1.0, top_k=1, top_p=1.0, min_p=0.0).tolist()) == {0}
+    assert set(mcts.sample_tokens(logits, generators, 1.0, top_k=0, top_p=1.0, min_p=0.3).tolist()) <= {0, 1}
 
 
 # --- the stage: outputs and resuming after a kill ----------------------------------------------
@@ -295,7 +408,7 @@ def test_sampled_candidates_are_seeded_and_complete(tiny_fp32, tiny_tokenizer, s
 def stage_args(tmp, samples_path, *extra):
     return ["--model", "tiny", "--samples", str(samples_path), "--out", str(tmp / "pairs.jsonl"),
             "--trees-dir", str(tmp / "trees"), "--seed", "3", "--simulations", "2", "--k", "2",
-            "--max-depth", "4", "--max-step-tokens", "10", *extra]
+            "--max-depth", "4", "--max-step-tokens", "10", "--batch-samples", "2", *extra]
 
 
 @pytest.fixture(scope="module")
@@ -314,6 +427,8 @@ def test_killed_run_resumes_without_redoing_finished_samples(tmp_path, hard_file
     stats = json.loads((whole / "mcts_stats.json").read_text())
     assert stats["samples"] == 8 and stats["pairs"] == len(expected) > 0
     assert {pair["sample_id"] for pair in expected} <= {s["id"] for s in read_jsonl(hard_file)}
+    assert json.loads((whole / "pairs_audit.json").read_text())["pairs"] == len(expected)
+    assert (whole / "pairs_audit.md").read_text().startswith("# Pair audit")
     assert not list(whole.glob(".pairs.partial*"))
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ITOOL_BASE_DIR": str(REPO / "checkpoints" / "base")}
@@ -367,17 +482,27 @@ def test_bad_input_is_named(tmp_path, hard_file):
 
 @pytest.mark.slow
 @torch.inference_mode()
-def test_gemma_prefix_cache_reuse_matches_recomputing(synthetic_samples):
+def test_gemma_priors_and_grades_from_forked_caches_equal_a_plain_forward(synthetic_samples):
     """Gemma 3's sliding-window layers (512 tokens) with a prompt longer than the window, in bf16."""
+    import generation
     import modeling
+    from logprobs import decoder_hidden, head_logits
 
     model_dir = modeling.resolve_model("gemma-3-270m")
     model, tokenizer = modeling.load_model(model_dir, device=torch.device("cpu")), modeling.load_tokenizer(model_dir)
+    plain = modeling.load_model(model_dir, device=torch.device("cpu"))
+    generation.use_grouped_attention(model)
+    eot = modeling.end_of_turn_id(tokenizer)
+    template = mcts.load_eval_template(mcts.EVAL_PROMPT)
     sample = max(synthetic_samples, key=lambda s: len(s["system"]))
-    cached = make_policy(model, tokenizer, sample, reuse=True)
-    fresh = make_policy(model, tokenizer, sample, reuse=False)
-    assert len(cached.prompt_ids) > model.config.sliding_window
-    answer = split_steps(sample["answer"])[0]
-    steps = [(answer, False), ("I cannot help with that.", True)]
-    assert cached.priors("", steps) == pytest.approx(fresh.priors("", steps), rel=0.1)  # bf16 rounding only
-    assert cached.confidence(["", answer]) == pytest.approx(fresh.confidence(["", answer]), abs=0.05)
+    prompt = modeling.encode_prompt(tokenizer, sample["system"], sample["messages"])
+    assert len(prompt) > model.config.sliding_window
+    policy = mcts.ModelPolicy(model, tokenizer, [sample], template, eot_id=eot, generators=[torch.Generator()],
+                              sampling={"temperature": 1.0, "top_k": 50, "top_p": 0.95, "min_p": 0.0},
+                              max_step_tokens=48, grade_scores=[1.0, 0.1, -1.0, -2.0])
+    steps = mcts.gold_step_list(tokenizer, sample, eot, [])
+    [[prior]] = policy.priors_batch([(0, ({"answer_ids": [], "answer": ""}, steps[:1]))])
+    ids = prompt + list(steps[0].ids)
+    logps = head_logits(plain, decoder_hidden(plain, torch.tensor([ids]))[0]).log_softmax(-1)
+    expected = torch.exp(torch.stack([logps[len(prompt) + j - 1, t] for j, t in enumerate(steps[0].ids)]).mean())
+    assert prior == pytest.approx(expected.item(), rel=0.1)  # bf16 rounding only

@@ -1,0 +1,282 @@
+"""Batched generation over KV caches: what evaluation (greedy) and the search (sampling) share.
+
+`Rows` is a batch of token sequences that continue independently: they may differ in length and
+in where their padding lies, because every cache slot carries its own position (-1 for padding)
+and attention masks are built from positions, not slot indices. So rows of different prompts
+decode in one batch, a row is forked (`select` with repeats) to sample k continuations of one
+state, a finished row is dropped, and the caches of separately prefilled batches are joined
+(`Rows.concat`) — all without recomputing a prefix.
+
+Two choices keep decoding bound by the model rather than by copying:
+  - the cache appends in place into a buffer with spare room (transformers' DynamicCache copies
+    the whole cache at every token), and attention reads a view of it;
+  - attention runs per key/value head group (GQA) without repeating the keys and values for
+    every query head (`grouped_attention`, registered with transformers as "itool_grouped").
+The LM head is applied to contiguous hidden states of the rows' last positions only.
+"""
+import torch
+from transformers import AttentionInterface, DynamicCache
+from transformers.cache_utils import DynamicLayer
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+from logprobs import head_logits
+
+ATTENTION = "itool_grouped"
+
+
+# --- attention and cache ------------------------------------------------------------------------
+
+def grouped_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, softcap=None,
+                      **kwargs):
+    """Eager attention's arithmetic (bf16 scores, fp32 softmax) with the query heads of a group
+    stacked against their shared key/value head instead of repeating keys and values per head.
+    query [B, H, q, D], key/value [B, KVH, T, D], attention_mask additive [B, 1, q, T]."""
+    batch, heads, q, dim = query.shape
+    groups = key.shape[1]
+    scaling = module.head_dim ** -0.5 if scaling is None else scaling
+    grouped = query.reshape(batch, groups, (heads // groups) * q, dim)
+    scores = torch.matmul(grouped, key.transpose(2, 3)) * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    scores = scores.view(batch, groups, heads // groups, q, -1)
+    if attention_mask is not None:
+        scores = scores + attention_mask[:, :, None]
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    out = torch.matmul(weights.view(batch, groups, (heads // groups) * q, -1), value)
+    return out.view(batch, heads, q, -1).transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(ATTENTION, grouped_attention)
+# A forward that is not given Rows' masks (a plain full-sequence pass) gets eager's additive causal
+# mask: transformers hands an attention it does not know no mask at all.
+AttentionMaskInterface.register(ATTENTION, eager_mask)
+
+
+class SlotLayer(DynamicLayer):
+    """A cache layer that writes new keys and values into a buffer with spare room and returns a
+    view of the filled part: appending a token copies one token, not the whole cache."""
+
+    def __init__(self, keys=None, values=None, capacity=0):
+        super().__init__()
+        self.length = 0
+        if keys is not None:
+            self.lazy_initialization(keys, values)
+            self.length = keys.shape[2]
+            self._allocate(keys.shape[0], keys.shape[1], max(capacity, self.length), keys.shape[3])
+            self.key_buffer[:, :, :self.length] = keys
+            self.value_buffer[:, :, :self.length] = values
+            self._publish()
+
+    def _allocate(self, batch, heads, capacity, dim):
+        self.key_buffer = torch.zeros(batch, heads, capacity, dim, dtype=self.dtype, device=self.device)
+        self.value_buffer = torch.zeros_like(self.key_buffer)
+
+    def _publish(self):
+        self.keys = self.key_buffer[:, :, :self.length]
+        self.values = self.value_buffer[:, :, :self.length]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self._allocate(key_states.shape[0], key_states.shape[1], 0, key_states.shape[3])
+        end = self.length + key_states.shape[2]
+        if end > self.key_buffer.shape[2]:  # grow by half again, so appends stay amortised O(1)
+            old_keys, old_values = self.key_buffer, self.value_buffer
+            self._allocate(old_keys.shape[0], old_keys.shape[1], max(end, old_keys.shape[2] * 3 // 2 + 64),
+                           old_keys.shape[3])
+            self.key_buffer[:, :, :self.length] = old_keys[:, :, :self.length]
+            self.value_buffer[:, :, :self.length] = old_values[:, :, :self.length]
+        self.key_buffer[:, :, self.length:end] = key_states
+        self.value_buffer[:, :, self.length:end] = value_states
+        self.length = end
+        self._publish()
+        return self.keys, self.values
+
+    def get_seq_length(self):
+        return self.length
+
+
+def _unwrap(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def use_grouped_attention(model):
+    """Switch the model to the attention that `Rows` relies on (its masks are additive 4-D)."""
+    _unwrap(model).set_attn_implementation(ATTENTION)
+
+
+# --- rows ---------------------------------------------------------------------------------------
+
+class Rows:
+    """The KV cache of a batch of rows, with the position of every cache slot (-1: padding)."""
+
+    def __init__(self, model, layers, positions):
+        self.model, self.layers, self.positions = model, layers, positions
+
+    @classmethod
+    def empty(cls, model, batch):
+        base = _unwrap(model)
+        device = next(base.parameters()).device
+        layers = [SlotLayer() for _ in range(base.config.get_text_config().num_hidden_layers)]
+        return cls(model, layers, torch.empty(batch, 0, dtype=torch.long, device=device))
+
+    def __len__(self):
+        return self.positions.shape[0]
+
+    @property
+    def next_positions(self):
+        """The position each row's next token takes."""
+        return self.positions.max(dim=1).values + 1 if self.positions.shape[1] else \
+            torch.zeros(len(self), dtype=torch.long, device=self.positions.device)
+
+    def extend(self, token_lists, pad_id=0, chunk_tokens=2048):
+        """Feed each row its list of tokens (lengths may differ; a list may be empty) and return
+        the hidden states [B, q, H]: row b's j-th token's state is at [b, j]. Long inputs run in
+        pieces of about `chunk_tokens` tokens over all rows, since attention scores grow with
+        query length × cache length."""
+        width = max(map(len, token_lists))
+        step = max(64, chunk_tokens // len(self))
+        if width <= step:
+            return self._extend(token_lists, pad_id)
+        return torch.cat([self._extend([t[start:start + step] for t in token_lists], pad_id)
+                          for start in range(0, width, step)], dim=1)
+
+    def _extend(self, token_lists, pad_id):
+        width = max(map(len, token_lists))
+        device = self.positions.device
+        ids = torch.full((len(self), width), pad_id, dtype=torch.long, device=device)
+        new = torch.full((len(self), width), -1, dtype=torch.long, device=device)
+        start = self.next_positions
+        for row, tokens in enumerate(token_lists):
+            if tokens:
+                ids[row, :len(tokens)] = torch.tensor(tokens, device=device)
+                new[row, :len(tokens)] = start[row] + torch.arange(len(tokens), device=device)
+        positions = torch.cat([self.positions, new], dim=1)
+        masks = self.attention_masks(new, positions)
+        cache = DynamicCache()
+        cache.layers = self.layers
+        hidden = _unwrap(self.model).get_decoder()(
+            input_ids=ids, attention_mask=masks, position_ids=new.clamp(min=0), past_key_values=cache,
+            use_cache=True).last_hidden_state
+        self.positions = positions
+        return hidden
+
+    def attention_masks(self, query_positions, key_positions):
+        """Additive masks [B, 1, q, T]: a real query sees the real keys at or before its position
+        (and, in sliding-window layers, fewer than `sliding_window` positions back); a padding
+        query sees only itself, so no softmax row is empty."""
+        config = _unwrap(self.model).config.get_text_config()
+        dtype = next(_unwrap(self.model).parameters()).dtype
+        if not dtype.is_floating_point:  # a 4-bit base: its compute dtype
+            dtype = torch.bfloat16
+        q, keys = query_positions[:, :, None], key_positions[:, None, :]
+        allowed = (keys >= 0) & (keys <= q)
+        width = key_positions.shape[1]
+        slots = torch.arange(width - query_positions.shape[1], width, device=q.device)
+        own = slots[:, None] == torch.arange(width, device=q.device)[None, :]
+        pads = query_positions[:, :, None] < 0
+
+        def additive(visible):
+            visible = visible | (pads & own)
+            return torch.zeros(visible.shape, dtype=dtype, device=q.device).masked_fill(
+                ~visible, torch.finfo(dtype).min)[:, None]
+
+        if "sliding_attention" not in (getattr(config, "layer_types", None) or ()):
+            return additive(allowed)
+        near = q - keys < config.sliding_window
+        return {"full_attention": additive(allowed), "sliding_attention": additive(allowed & near)}
+
+    def select(self, indices):
+        """A new Rows of the given rows (repeats allowed: forks share nothing afterwards)."""
+        index = torch.as_tensor(indices, dtype=torch.long, device=self.positions.device)
+        layers = [SlotLayer(layer.keys.index_select(0, index), layer.values.index_select(0, index),
+                            capacity=layer.length + 64) if layer.is_initialized else SlotLayer()
+                  for layer in self.layers]
+        return Rows(self.model, layers, self.positions.index_select(0, index))
+
+    @classmethod
+    def concat(cls, parts):
+        """One Rows of several (slot counts may differ: the shorter ones get padding slots)."""
+        width = max(p.positions.shape[1] for p in parts)
+
+        def padded(tensor, fill):
+            extra = width - tensor.shape[2 if tensor.dim() == 4 else 1]
+            if not extra:
+                return tensor
+            shape = list(tensor.shape)
+            shape[2 if tensor.dim() == 4 else 1] = extra
+            return torch.cat([tensor, torch.full(shape, fill, dtype=tensor.dtype, device=tensor.device)],
+                             dim=2 if tensor.dim() == 4 else 1)
+
+        layers = []
+        for i in range(len(parts[0].layers)):
+            keys = torch.cat([padded(p.layers[i].keys, 0) for p in parts])
+            values = torch.cat([padded(p.layers[i].values, 0) for p in parts])
+            layers.append(SlotLayer(keys, values, capacity=width + 64))
+        positions = torch.cat([padded(p.positions, -1) for p in parts])
+        return cls(parts[0].model, layers, positions)
+
+
+def last_hidden(hidden, token_lists):
+    """[B, H] contiguous: each row's hidden state after its last fed token."""
+    index = torch.tensor([len(t) - 1 for t in token_lists], device=hidden.device)
+    return hidden[torch.arange(len(token_lists), device=hidden.device), index].contiguous()
+
+
+def prefill(model, prompts, pad_id=0, max_tokens=16384):
+    """Rows holding the given prompts, and each row's last hidden state [B, H]. Prompts are run
+    in length-sorted chunks of at most `max_tokens` padded tokens (attention scores grow with
+    rows × length²), then joined; the rows keep the order of `prompts`."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    parts, lasts, chunk = [], [], []
+
+    def run(chunk):
+        rows = Rows.empty(model, len(chunk))
+        hidden = rows.extend([prompts[i] for i in chunk], pad_id)
+        parts.append(rows)
+        lasts.append(last_hidden(hidden, [prompts[i] for i in chunk]))
+
+    for i in order:
+        if chunk and (len(chunk) + 1) * len(prompts[i]) > max_tokens:
+            run(chunk)
+            chunk = []
+        chunk.append(i)
+    run(chunk)
+    rows = Rows.concat(parts) if len(parts) > 1 else parts[0]
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+    return rows.select(inverse.tolist()), torch.cat(lasts)[inverse.to(lasts[0].device)]
+
+
+# --- greedy decoding ------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def greedy(model, prompts, stop_ids, max_new_tokens, pad_id=0, compact=0.75):
+    """Greedy continuations (token ids, stop token excluded) of each prompt's token ids.
+
+    Rows that stop leave the batch: the cache is compacted once the running rows fall to
+    `compact` of the batch (each compaction copies the cache, so not at every finished row)."""
+    rows, hidden = prefill(model, prompts, pad_id)
+    outputs = [[] for _ in prompts]
+    running = list(range(len(prompts)))  # prompt index of each row of `rows`
+    alive = [True] * len(prompts)
+    stop = torch.tensor(sorted(stop_ids), device=hidden.device)
+    for _ in range(max_new_tokens):
+        tokens = head_logits(model, hidden).argmax(dim=-1)
+        finished = torch.isin(tokens, stop).tolist()
+        for row, (index, token, done) in enumerate(zip(running, tokens.tolist(), finished)):
+            if not alive[index]:
+                continue
+            if done:
+                alive[index] = False
+            else:
+                outputs[index].append(token)
+        live = [row for row, index in enumerate(running) if alive[index] and len(outputs[index]) < max_new_tokens]
+        if not live:
+            break
+        if len(live) <= compact * len(running):
+            rows = rows.select(live)
+            running = [running[row] for row in live]
+            tokens = tokens[live]
+        hidden = rows.extend([[t] for t in tokens.tolist()], pad_id)[:, -1].contiguous()
+    return outputs
