@@ -28,6 +28,7 @@ BETA       ?=#                DPO β, SimPO β, IPO τ, ORPO λ; empty: the loss
 DPO_LR     ?= 5e-5#           learning rate of stage 06 (paper: 5e-5, with LoRA)
 CKPT       ?= base#           what `make eval` scores: base | warmup | iter_K | adapter dir
 LIMIT      ?= 0#              eval items per category (0 = all)
+HELDOUT_LIMIT ?= 0#           held-out split items to score (0 = all)
 CATEGORIES ?= all#            eval categories, comma-separated
 SFT_ARGS   ?=#                extra flags for stages/02_sft.py   (e.g. --epochs 2)
 MCTS_ARGS  ?=#                extra flags for stages/05_mcts.py  (e.g. --simulations 8)
@@ -65,7 +66,7 @@ CFG_DPO    := $(call config,dpo,LOSS=$(LOSS) BETA=$(BETA) DPO_LR=$(DPO_LR) SEED=
 
 # Shared modules, as dependencies of the stages that import them.
 LIB_DATA  := stages/records.py stages/toolcalls.py stages/steps.py
-LIB_MODEL := $(LIB_DATA) stages/modeling.py stages/logprobs.py stages/distributed.py
+LIB_MODEL := $(LIB_DATA) stages/modeling.py stages/logprobs.py stages/distributed.py stages/generation.py
 LIB_TRAIN := $(LIB_MODEL) stages/training.py
 
 WARMUP := $(C)/warmup/$(ADAPTER)
@@ -144,7 +145,7 @@ $(D)/iter_$(1)/hard.jsonl: stages/04_select_hard.py $(D)/iter_$(1)/buffer.jsonl 
 	$(PY) stages/04_select_hard.py --buffer $(D)/iter_$(1)/buffer.jsonl --samples $(D)/splits/rl.jsonl \
 		--alpha $(ALPHA) $(if $(filter 1,$(STRATIFY)),--stratify) --out $$@
 
-$(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py stages/self_eval_prompt.txt $(D)/iter_$(1)/hard.jsonl $(2) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_MCTS)
+$(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py stages/outcome.py stages/self_eval_prompt.txt $(D)/iter_$(1)/hard.jsonl $(2) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_MCTS)
 	$(LAUNCH) stages/05_mcts.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/iter_$(1)/hard.jsonl \
 		--out $$@ --trees-dir $(D)/iter_$(1)/trees --seed $(SEED) $(MCTS_ARGS)
 
@@ -157,8 +158,9 @@ $(foreach k,$(ITERS),$(eval $(call iteration,$(k),$(call policy,$(word $(k),0 $(
 iterate: $(call policy,$(ITER))
 
 # --- evaluation, report, benchmarks ------------------------------------------------------------------
-# make eval CKPT=base|warmup|iter_K|<adapter dir>: BFCL-v3 and API-Bank -> $(R)/<checkpoint>/. The two
-# benchmarks are separate targets: an edit to one harness, CATEGORIES or API_BANK reruns only that one.
+# make eval CKPT=base|warmup|iter_K|<adapter dir>: BFCL-v3, API-Bank and the run's held-out split ->
+# $(R)/<checkpoint>/. Each benchmark is its own target: an edit to one harness, CATEGORIES or API_BANK
+# reruns only that one.
 API_BANK ?= ../shared/data/api-bank#  API-Bank data dir (level-{1,2}-api.json) or hub id
 CKPT_NAME := $(notdir $(patsubst %/,%,$(CKPT)))
 CKPT_ADAPTER := $(if $(filter base,$(CKPT)),,$(if $(wildcard $(CKPT)/$(ADAPTER)),$(patsubst %/,%,$(CKPT))/$(ADAPTER),$(C)/$(CKPT)/$(ADAPTER)))
@@ -166,6 +168,7 @@ E := $(R)/$(CKPT_NAME)
 EVAL_FLAGS := $(MODEL_FLAGS) $(if $(CKPT_ADAPTER),--adapter $(dir $(CKPT_ADAPTER))) --out $(E) --limit $(LIMIT) $(EVAL_ARGS)
 CFG_BFCL := $(call config,eval-$(CKPT_NAME)-bfcl,MODEL=$(MODEL) QLORA=$(QLORA) CKPT=$(CKPT) LIMIT=$(LIMIT) CATEGORIES=$(CATEGORIES) $(EVAL_ARGS))
 CFG_API_BANK := $(call config,eval-$(CKPT_NAME)-api-bank,MODEL=$(MODEL) QLORA=$(QLORA) CKPT=$(CKPT) LIMIT=$(LIMIT) API_BANK=$(API_BANK) $(EVAL_ARGS))
+CFG_HELDOUT := $(call config,eval-$(CKPT_NAME)-heldout,MODEL=$(MODEL) QLORA=$(QLORA) CKPT=$(CKPT) HELDOUT_LIMIT=$(HELDOUT_LIMIT) $(EVAL_ARGS))
 
 eval: $(E)/summary.json
 $(E)/bfcl_scores.json: eval/bfcl.py eval/common.py $(CKPT_ADAPTER) $(LIB_MODEL) $(CFG_BFCL)
@@ -174,7 +177,11 @@ $(E)/bfcl_scores.json: eval/bfcl.py eval/common.py $(CKPT_ADAPTER) $(LIB_MODEL) 
 $(E)/api_bank_scores.json: eval/api_bank.py eval/common.py $(CKPT_ADAPTER) $(LIB_MODEL) $(CFG_API_BANK) $(wildcard $(API_BANK)/level-*-api.json)
 	$(PY) eval/api_bank.py $(EVAL_FLAGS) --data-dir $(API_BANK)
 
-$(E)/summary.json: eval/summarize.py $(E)/bfcl_scores.json $(E)/api_bank_scores.json
+$(E)/heldout_scores.json: eval/heldout.py eval/common.py stages/outcome.py $(CKPT_ADAPTER) $(LIB_MODEL) $(CFG_HELDOUT) $(SPLIT)
+	$(PY) eval/heldout.py $(MODEL_FLAGS) $(if $(CKPT_ADAPTER),--adapter $(dir $(CKPT_ADAPTER))) --out $(E) \
+		--samples $(D)/splits/test.jsonl --limit $(HELDOUT_LIMIT) $(EVAL_ARGS)
+
+$(E)/summary.json: eval/summarize.py $(E)/bfcl_scores.json $(E)/api_bank_scores.json $(E)/heldout_scores.json
 	$(PY) eval/summarize.py --dir $(E) --name $(CKPT_NAME)
 
 # Renders whatever summaries exist (seconds); depending on them would re-run the eval of CKPT.

@@ -227,7 +227,8 @@ def main():
     args = parse_args()
     items = [item for level, name in LEVELS.items()
              for item in common.spread(load_level(level_file(args.data_dir, name), level), args.limit)]
-    generate = common.load_generator(args.model, args.adapter, args.qlora, args.batch_size)
+    generate = common.load_generator(args.model, args.adapter, args.qlora, args.batch_size,
+                                     reference=args.generator == "reference")
     scores = evaluate(items, generate, args)
     print(markdown(scores, args.adapter or f"{args.model} (base)"))
 
@@ -257,7 +258,8 @@ def generate_all(items, generate, out, args):
     """Every item's answer, taking what a killed run with the same settings already generated."""
     from training import fingerprint
 
-    settings = {"model": args.model, "adapter": args.adapter, "qlora": args.qlora, "max_new_tokens": args.max_new_tokens}
+    settings = {"model": args.model, "adapter": args.adapter, "qlora": args.qlora,
+                "generator": getattr(args, "generator", "fast"), "max_new_tokens": args.max_new_tokens}
     inputs = [__file__, common.__file__] + ([str(Path(args.adapter) / "adapter_model.safetensors")] if args.adapter else [])
     texts = {i: row["output"] for i, row in common.open_partial(out / PARTIAL, fingerprint(settings, inputs)).items()}
     todo = [item for item in items if item["id"] not in texts]

@@ -6,7 +6,9 @@ the same run on the same machine, printed as one table and written to <out>/benc
   SFT GFLOP/s                stage 02, FLOPs counted as below   bf16 matmul rate measured here
   DPO pairs/s, peak memory   stage 06 (DPO)                     TRL DPOTrainer, same model/pairs/LoRA
   replay buffer samples/s    stage 03                           stage 03 --naive (batch 1, full logits)
-  MCTS simulations/s, tok/s  stage 05                           stage 05 --no-prefix-cache
+  MCTS simulations/s, tok/s  stage 05 (samples in lockstep)     stage 05 --batch-samples 1 (one tree at a time)
+  eval items/s               eval/bfcl.py (generation.greedy)   eval/bfcl.py --generator reference
+                                                                (model.generate, adapter unmerged)
 
     python eval/bench.py --out eval/results/bench                  Gemma 3 270M, ~15 min on 2 CPU cores
     python eval/bench.py --quick --out /tmp/bench                  tiny model, ~1 min smoke
@@ -23,8 +25,13 @@ threads from waiting on each other.
 Throughput. SFT tokens/s counts every token of a sample (prompt and answer) per second of step
 time, steps after the first. TRL's steps include its reference forward, so our DPO pairs/s adds
 stage 06's one reference pass spread over the pairs: 1 / (step seconds per pair + reference
-seconds / pairs). MCTS with and without the cache sample different trees (the batched and one-by-one
-samplers draw differently), so simulations/s compares equal budgets, not identical work.
+seconds / pairs). MCTS: both sides search the same samples with the same budget and seeds; a
+sample's tree does not depend on its batch, so they do the same work, one tree at a time or
+--batch-samples together. Eval: both sides generate greedily for the same BFCL items (--eval-items
+per category of --eval-categories), timed over generation only; the table also gives the share
+of items on which the two wrote the same text (bf16 rounding of a merged adapter may flip a rare
+near-tie). --adapter gives the policy for both (a warm-up adapter stops at the end of its
+answers, as in real use; without one the base model writes to the token budget).
 
 FLOPs of a LoRA SFT step (what the matmul units must do; recomputation by gradient checkpointing or
 by the chunked LM head is not counted), for a sample of T tokens of which A are answer targets:
@@ -72,10 +79,10 @@ import modeling  # noqa: E402
 import records  # noqa: E402
 import synthetic  # noqa: E402
 import training  # noqa: E402
-from records import atomic_write_json, write_jsonl  # noqa: E402
+from records import atomic_write_json, read_jsonl, write_jsonl  # noqa: E402
 
 CONFIGS = REPO / "eval" / "configs"
-BENCHMARKS = ("sft", "gflops", "dpo", "buffer", "mcts")
+BENCHMARKS = ("sft", "gflops", "dpo", "buffer", "mcts", "eval")
 LORA_R, LORA_ALPHA = 8, 16  # stage 02's defaults; stage 06 uses alpha = 2r as well
 
 
@@ -446,7 +453,7 @@ def trl_dpo_worker(args):
     atomic_write_json(args.result, result)
 
 
-# --- replay buffer: stage 03 vs stage 03 --naive; MCTS: stage 05 with vs without its prefix cache -------
+# --- replay buffer: stage 03 vs --naive; MCTS: lockstep vs one tree at a time; eval: fast vs generate ---
 
 def bench_buffer(args, model_dir, workdir):
     samples_file = workdir / "rl.jsonl"
@@ -468,6 +475,10 @@ def bench_buffer(args, model_dir, workdir):
     return figures, {"runs": runs, "samples": args.buffer_samples}
 
 
+def adapter_flags(args):
+    return ["--adapter", str(Path(args.adapter).resolve())] if args.adapter else []
+
+
 def bench_mcts(args, model_dir, workdir):
     samples_file = workdir / "hard.jsonl"
     write_jsonl(samples_file, synthetic_samples(args.mcts_samples, seed=2)[:args.mcts_samples])
@@ -478,19 +489,46 @@ def bench_mcts(args, model_dir, workdir):
             run_script(REPO / "stages/05_mcts.py", ["--model", model_dir, "--qlora", args.qlora, "--samples",
                                                     samples_file, "--out", out, "--trees-dir", out.parent / "trees",
                                                     "--max-samples", 0, "--simulations", args.mcts_simulations,
-                                                    *args.mcts_flags, *flags], args.logs / f"mcts_{label}_{r}.log")
+                                                    *adapter_flags(args), *args.mcts_flags, *flags],
+                       args.logs / f"mcts_{label}_{r}.log")
             stats = json.loads(out.with_name("mcts_stats.json").read_text())
             return {"simulations_per_s": stats["simulations_per_s"],
-                    "generated_tokens_per_s": stats["generated_tokens_per_s"]}
+                    "generated_tokens_per_s": stats["generated_tokens_per_s"], "pairs": stats["pairs"]}
         return run
 
-    runs = alternate("mcts", {"ours": side([], "ours"), "no_cache": side(["--no-prefix-cache"], "no_cache")},
+    runs = alternate("mcts", {"ours": side([], "ours"), "one_tree": side(["--batch-samples", 1], "one_tree")},
                      args.rounds)
-    figures = [figure("MCTS simulations/s", "no prefix cache", best(runs["ours"], "simulations_per_s"),
-                      best(runs["no_cache"], "simulations_per_s"), target=2.0),
-               figure("MCTS generated tokens/s", "no prefix cache", best(runs["ours"], "generated_tokens_per_s"),
-                      best(runs["no_cache"], "generated_tokens_per_s"))]
+    figures = [figure("MCTS simulations/s", "one tree at a time", best(runs["ours"], "simulations_per_s"),
+                      best(runs["one_tree"], "simulations_per_s"), target=5.0),
+               figure("MCTS generated tokens/s", "one tree at a time", best(runs["ours"], "generated_tokens_per_s"),
+                      best(runs["one_tree"], "generated_tokens_per_s"))]
     return figures, {"runs": runs, "samples": args.mcts_samples, "simulations": args.mcts_simulations}
+
+
+def bench_eval(args, model_dir, workdir):
+    def side(flags, label):
+        def run(r):
+            out = workdir / f"eval_{label}_{r}"
+            run_script(REPO / "eval/bfcl.py", ["--model", model_dir, "--qlora", args.qlora, "--out", out,
+                                               "--categories", args.eval_categories, "--limit", args.eval_items,
+                                               *adapter_flags(args), *flags], args.logs / f"eval_{label}_{r}.log")
+            scores = json.loads((out / "bfcl_scores.json").read_text())["categories"].values()
+            outputs = {row["id"]: row["output"] for row in read_jsonl(out / "bfcl_generations.jsonl")}
+            seconds = sum(c["generation_seconds"] for c in scores)
+            return {"items_per_s": sum(c["generated"] for c in scores) / seconds, "outputs": outputs}
+        return run
+
+    runs = alternate("eval", {"ours": side([], "ours"), "generate": side(["--generator", "reference"], "generate")},
+                     args.rounds)
+    ours, peer = runs["ours"][0]["outputs"], runs["generate"][0]["outputs"]
+    same = sum(ours[i] == peer[i] for i in ours) / len(ours)
+    for side_runs in runs.values():
+        for run in side_runs:
+            del run["outputs"]
+    figures = [figure("eval BFCL items/s", "model.generate, adapter unmerged", best(runs["ours"], "items_per_s"),
+                      best(runs["generate"], "items_per_s"), target=4.0)]
+    return figures, {"runs": runs, "items": len(ours), "same_text_share": round(same, 4),
+                     "categories": args.eval_categories}
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -513,8 +551,9 @@ def table(figures):
 
 # --- main ----------------------------------------------------------------------------------------
 
-QUICK = {"model": "tiny", "rounds": 1, "sft_steps": 3, "dpo_pairs": 3, "buffer_samples": 12, "mcts_samples": 1,
-         "mcts_simulations": 2, "mcts_args": "--k 2 --max-step-tokens 12 --max-depth 3", "matmul_trials": 2}
+QUICK = {"model": "tiny", "rounds": 1, "sft_steps": 3, "dpo_pairs": 3, "buffer_samples": 12, "mcts_samples": 2,
+         "mcts_simulations": 2, "mcts_args": "--k 2 --max-step-tokens 12 --max-depth 3", "matmul_trials": 2,
+         "eval_items": 2, "eval_categories": "simple"}
 
 
 def parse_args(argv=None):
@@ -524,6 +563,7 @@ def parse_args(argv=None):
     parser.add_argument("--random-init", metavar="CONFIG",
                         help="random weights from a config JSON path or a name in eval/configs/ (replaces --model)")
     parser.add_argument("--qlora", choices=("0", "1"), default="0", help="1: ours and TRL both on a 4-bit NF4 base")
+    parser.add_argument("--adapter", help="policy adapter for the MCTS and eval runs (e.g. checkpoints/default/warmup)")
     parser.add_argument("--only", default=",".join(BENCHMARKS),
                         help="comma-separated subset of " + ",".join(BENCHMARKS))
     parser.add_argument("--quick", action="store_true", help="~1-minute smoke run: tiny model, one round, small sizes")
@@ -535,9 +575,11 @@ def parse_args(argv=None):
     sizes.add_argument("--dpo-prompt-tokens", type=int, default=384, help="tokens per DPO prompt (± 16)")
     sizes.add_argument("--dpo-completion-tokens", type=int, default=64, help="tokens of chosen and of rejected")
     sizes.add_argument("--buffer-samples", type=int, default=64, help="samples scored per replay-buffer run")
-    sizes.add_argument("--mcts-samples", type=int, default=2, help="samples searched per MCTS run")
-    sizes.add_argument("--mcts-simulations", type=int, default=3, help="simulations per sample")
+    sizes.add_argument("--mcts-samples", type=int, default=16, help="samples searched per MCTS run")
+    sizes.add_argument("--mcts-simulations", type=int, default=4, help="simulations per sample")
     sizes.add_argument("--mcts-args", default="", help="more flags for stages/05_mcts.py (e.g. '--k 4')")
+    sizes.add_argument("--eval-items", type=int, default=20, help="BFCL items per category per eval run")
+    sizes.add_argument("--eval-categories", default="simple,multiple", help="BFCL categories of the eval runs")
     sizes.add_argument("--matmul-size", type=int, default=0, help="matmul side (0: 2048 on CPU, 8192 on CUDA)")
     sizes.add_argument("--matmul-trials", type=int, default=5, help="timed matmul runs; the best counts")
     parser.add_argument("--trl-no-gradient-checkpointing", action="store_true",
@@ -590,7 +632,8 @@ def main(argv=None):
             figures += found
         for name, run in (("dpo", lambda: bench_dpo(args, model_dir, tokenizer, workdir)),
                           ("buffer", lambda: bench_buffer(args, model_dir, workdir)),
-                          ("mcts", lambda: bench_mcts(args, model_dir, workdir))):
+                          ("mcts", lambda: bench_mcts(args, model_dir, workdir)),
+                          ("eval", lambda: bench_eval(args, model_dir, workdir))):
             if name in args.only:
                 found, details[name] = run()
                 figures += found

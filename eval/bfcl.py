@@ -509,7 +509,8 @@ def parse_args(argv=None):
 def main():
     args = parse_args()
     entries = {c: load_category(c, args.limit) for c in resolve_categories(args.categories)}
-    generate = common.load_generator(args.model, args.adapter, args.qlora, args.batch_size)
+    generate = common.load_generator(args.model, args.adapter, args.qlora, args.batch_size,
+                                     reference=args.generator == "reference")
     scores = evaluate(entries, generate, args)
     print(markdown(scores, label(args)))
 
@@ -548,7 +549,8 @@ def generate_all(entries, generate, out, args):
     spent generating and the number of entries generated in this run."""
     from training import fingerprint
 
-    settings = {"model": args.model, "adapter": args.adapter, "qlora": args.qlora, "max_new_tokens": args.max_new_tokens,
+    settings = {"model": args.model, "adapter": args.adapter, "qlora": args.qlora,
+                "generator": getattr(args, "generator", "fast"), "max_new_tokens": args.max_new_tokens,
                 "max_steps": args.max_steps, "bfcl_eval": bfcl_eval_version()}
     # The harness's own files count too: a changed prompt or decoder must not reuse old answers.
     inputs = [__file__, common.__file__] + ([str(Path(args.adapter) / "adapter_model.safetensors")] if args.adapter else [])

@@ -22,6 +22,8 @@ def add_checkpoint_flags(parser):
     parser.add_argument("--adapter", default=None, help="LoRA adapter directory (none: the base model)")
     parser.add_argument("--qlora", default="auto", help="auto (4-bit on CUDA) | 1 | 0, as in training")
     parser.add_argument("--out", required=True, help="output directory, e.g. eval/results/default/base")
+    parser.add_argument("--generator", choices=("fast", "reference"), default="fast",
+                        help="reference: transformers' model.generate with the adapter unmerged (make bench's peer)")
 
 
 def load_generator(model_name, adapter=None, qlora="auto", batch_size=32, reference=False):

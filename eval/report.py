@@ -124,9 +124,11 @@ def plot(summaries, path):
     for key, label in summarize.TABLE2.items():
         ys = [100 * s["table2"][key] if s["table2"][key] is not None else float("nan") for _, s in points]
         right.plot(xs, ys, marker="s", linestyle="--", label=label)
+    ys = [100 * s["heldout"] if s.get("heldout") is not None else float("nan") for _, s in points]
+    right.plot(xs, ys, marker="^", label="held-out split")
     ticks = sorted(set(xs))
     labels = ["base" if x == -1 else "warm-up" if x == 0 else str(x) for x in ticks]
-    for ax, title in ((left, "BFCL-v3"), (right, "API-Bank")):
+    for ax, title in ((left, "BFCL-v3"), (right, "API-Bank and the held-out split")):
         ax.set_xticks(ticks, labels)
         ax.set_xlabel("iteration")
         ax.set_ylabel("accuracy (%)")

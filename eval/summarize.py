@@ -1,6 +1,7 @@
-"""One checkpoint's results (make eval): bfcl_scores.json + api_bank_scores.json -> summary.json and
-table.md, the paper's Table 1 row (BFCL-v3: Overall, Non-live, Live, Multi-turn, Relevance,
-Irrelevance; the AST-only Non-live AST and Live AST beside them) and Table 2 row (API-Bank L1, L2).
+"""One checkpoint's results (make eval): bfcl_scores.json + api_bank_scores.json (+ heldout_scores.json)
+-> summary.json and table.md, the paper's Table 1 row (BFCL-v3: Overall, Non-live, Live, Multi-turn,
+Relevance, Irrelevance; the AST-only Non-live AST and Live AST beside them), Table 2 row (API-Bank
+L1, L2), and the run's held-out split.
 
     python eval/summarize.py --dir eval/results/default/base [--name base]
 
@@ -31,7 +32,7 @@ def read_scores(path):
         raise RecordError(f"{path}: invalid JSON ({e.msg})") from None
 
 
-def summary(name, bfcl, api_bank):
+def summary(name, bfcl, api_bank, heldout=None):
     """The checkpoint's headline numbers (accuracies in [0, 1], None where not run or not complete),
     the partial BFCL aggregates, what was run, and the sources."""
     bfcl = bfcl or {}
@@ -47,15 +48,18 @@ def summary(name, bfcl, api_bank):
         "partial": {key: {"accuracy": node["partial"], "missing": node["missing"]}
                     for key, node in aggregates.items() if node["accuracy"] is None and node["partial"] is not None},
         "table2": {key: levels.get(key, {}).get("accuracy") for key in TABLE2},
+        "heldout": (heldout or {}).get("accuracy"),
         "bfcl_categories": {c: s["accuracy"] for c, s in bfcl.get("categories", {}).items()},
         "bfcl_grammar": {c: s["grammar_accuracy"] for c, s in bfcl.get("categories", {}).items()},
         "bfcl_seconds_per_item": {c: s["seconds_per_item"] for c, s in bfcl.get("categories", {}).items()},
         "bfcl_coverage": bfcl.get("coverage"),
-        "limit": {"bfcl": bfcl.get("limit"), "api_bank": (api_bank or {}).get("limit")},
+        "limit": {"bfcl": bfcl.get("limit"), "api_bank": (api_bank or {}).get("limit"),
+                  "heldout": (heldout or {}).get("limit")},
         "seconds_per_item": {"bfcl": bfcl.get("seconds_per_item"),
                              "api_bank": (api_bank or {}).get("seconds_per_item")},
         "bfcl": bfcl or None,
         "api_bank": api_bank,
+        "heldout_scores": heldout,
     }
 
 
@@ -67,10 +71,11 @@ def items_cell(s):
 def table_rows(summaries):
     """Markdown rows of Table 1 (with the AST-only figures) and Table 2 side by side, one row per
     checkpoint; below them, the partial values of the columns left blank."""
-    labels = list(TABLE1.values()) + list(AST_ONLY.values()) + list(TABLE2.values())
+    labels = list(TABLE1.values()) + list(AST_ONLY.values()) + list(TABLE2.values()) + ["Held-out"]
     lines = ["| Checkpoint | BFCL items | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
     for s in summaries:
-        values = [s["table1"][k] for k in TABLE1] + [s["ast_only"][k] for k in AST_ONLY] + [s["table2"][k] for k in TABLE2]
+        values = [s["table1"][k] for k in TABLE1] + [s["ast_only"][k] for k in AST_ONLY] + \
+            [s["table2"][k] for k in TABLE2] + [s.get("heldout")]
         lines.append(f"| {s['checkpoint']} | {items_cell(s)} | " + " | ".join(map(common.percent, values)) + " |")
     partial = [partial_line(s) for s in summaries if s["partial"]]
     if partial:
@@ -107,11 +112,14 @@ def main():
 
     directory = Path(args.dir)
     bfcl, api_bank = read_scores(directory / "bfcl_scores.json"), read_scores(directory / "api_bank_scores.json")
-    if bfcl is None and api_bank is None:
-        raise SystemExit(f"{directory}: neither bfcl_scores.json nor api_bank_scores.json; run eval/bfcl.py or eval/api_bank.py first")
-    s = summary(args.name or directory.name, bfcl, api_bank)
+    heldout = read_scores(directory / "heldout_scores.json")
+    if bfcl is None and api_bank is None and heldout is None:
+        raise SystemExit(f"{directory}: no bfcl_scores.json, api_bank_scores.json or heldout_scores.json; run "
+                         "eval/bfcl.py, eval/api_bank.py or eval/heldout.py first")
+    s = summary(args.name or directory.name, bfcl, api_bank, heldout)
     text = "\n".join([f"# {s['checkpoint']}", "", "Accuracy in %.", ""] + table_rows([s]) + [""] + coverage_lines(s)
-                     + [f"API-Bank: {s['limit']['api_bank'] or 'all'} records per level." if api_bank else "", ""])
+                     + [f"API-Bank: {s['limit']['api_bank'] or 'all'} records per level." if api_bank else ""]
+                     + [f"Held-out: {heldout['scored']} items of {heldout['samples']}." if heldout else "", ""])
     atomic_write_json(directory / "summary.json", s)
     atomic_write_text(directory / "table.md", text)
     print(text)

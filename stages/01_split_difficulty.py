@@ -1,9 +1,12 @@
-"""Stage 01 (make split): warm-up/RL split by conversation and easy/medium/hard thirds.
+"""Stage 01 (make split): warm-up / RL / held-out test split by conversation, and the warm-up's
+easy/medium/hard thirds.
 
-Each assistant turn is a sample. Conversations, not samples, are split 90/10 into warm-up and RL
-(seeded), so no dialogue is seen by both. Warm-up samples are ranked on the paper's three
-difficulty criteria (number of candidate tools, string length of the tool list, number of calls
-in the answer); the three ranks are averaged and the order is cut into equal thirds.
+Each assistant turn is a sample. Conversations, not samples, are split 80/10/10 into warm-up, RL
+and test (seeded, --rl-fraction and --test-fraction), so no dialogue is seen by two of them. The
+test split is never trained on nor used for tuning: it is where checkpoints are compared
+(eval/heldout.py). Warm-up samples are ranked on the paper's three difficulty criteria (number of
+candidate tools, string length of the tool list, number of calls in the answer); the three ranks
+are averaged and the order is cut into equal thirds.
 """
 import argparse
 import json
@@ -32,14 +35,17 @@ def average_ranks(values):
     return ranks
 
 
-def split_conversations(records, rl_fraction, seed):
-    """(warm-up ids, RL ids): a seeded shuffle of conversation ids, the first rl_fraction to RL."""
+def split_conversations(records, rl_fraction, test_fraction, seed):
+    """(warm-up ids, RL ids, test ids): a seeded shuffle of conversation ids, the first
+    test_fraction of them to test, the next rl_fraction to RL, the rest to the warm-up."""
     ids = sorted(r["id"] for r in records)
     random.Random(seed).shuffle(ids)
+    n_test = max(1, round(len(ids) * test_fraction)) if test_fraction > 0 else 0
     n_rl = max(1, round(len(ids) * rl_fraction))
-    if len(ids) - n_rl < 3:
-        raise RecordError(f"only {len(ids)} conversations: too few for an RL split and three warm-up thirds")
-    return set(ids[n_rl:]), set(ids[:n_rl])
+    if len(ids) - n_rl - n_test < 3:
+        raise RecordError(f"only {len(ids)} conversations: too few for a test split, an RL split and three "
+                          "warm-up thirds")
+    return set(ids[n_test + n_rl:]), set(ids[n_test:n_test + n_rl]), set(ids[:n_test])
 
 
 def difficulty_thirds(samples):
@@ -70,7 +76,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", required=True, help="toolace.jsonl from stage 00")
     parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--rl-fraction", type=float, default=0.1)
+    parser.add_argument("--rl-fraction", type=float, default=0.1, help="share of conversations for the RL split")
+    parser.add_argument("--test-fraction", type=float, default=0.1,
+                        help="share of conversations held out for testing (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -78,27 +86,31 @@ def main():
         records = read_jsonl(args.records)
         for i, record in enumerate(records):
             validate_record(record, f"{args.records}: record {i}")
-        warmup_ids, rl_ids = split_conversations(records, args.rl_fraction, args.seed)
+        warmup_ids, rl_ids, test_ids = split_conversations(records, args.rl_fraction, args.test_fraction, args.seed)
     except RecordError as e:
         sys.exit(f"error: {e}")
 
-    warmup, rl = [], []
+    warmup, rl, test = [], [], []
     for record in records:
         samples = record_samples(record, record["id"])
-        (rl if record["id"] in rl_ids else warmup).extend(samples)
+        (rl if record["id"] in rl_ids else test if record["id"] in test_ids else warmup).extend(samples)
     thirds = difficulty_thirds(warmup)
 
     out = Path(args.out_dir)
     for level, samples in thirds.items():
         write_jsonl(out / f"{level}.jsonl", samples)
     write_jsonl(out / "rl.jsonl", rl)
-    stats = {"seed": args.seed, "rl_fraction": args.rl_fraction,
+    write_jsonl(out / "test.jsonl", test)
+    stats = {"seed": args.seed, "rl_fraction": args.rl_fraction, "test_fraction": args.test_fraction,
              **{level: describe(samples) for level, samples in thirds.items()}, "rl": describe(rl)}
+    if test:
+        stats["test"] = describe(test)
     data_stats = Path(args.records).with_name("data_stats.json")
     if data_stats.exists():
         stats["input"] = json.loads(data_stats.read_text())  # records read and malformed ones skipped
     atomic_write_json(out / "stats.json", stats)
-    print(" ".join(f"{level}={len(s)}" for level, s in thirds.items()) + f" rl={len(rl)} samples -> {out}/")
+    print(" ".join(f"{level}={len(s)}" for level, s in thirds.items()) + f" rl={len(rl)} test={len(test)} samples "
+          f"-> {out}/")
 
 
 if __name__ == "__main__":

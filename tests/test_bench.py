@@ -85,5 +85,6 @@ def test_quick_bench_has_every_figure(tmp_path):
     stdout, report = run_bench(tmp_path, "--quick")
     check_figures(stdout, report, ["SFT tokens/s", "SFT peak memory MiB (lower is better)", "SFT GFLOP/s",
                                    "DPO pairs/s", "DPO peak memory MiB (lower is better)", "replay buffer samples/s",
-                                   "MCTS simulations/s", "MCTS generated tokens/s"])
+                                   "MCTS simulations/s", "MCTS generated tokens/s", "eval BFCL items/s"])
+    assert 0 <= report["details"]["eval"]["same_text_share"] <= 1
     assert report["matmul_gflops"] > 0 and report["details"]["sft"]["gflop_per_token"] > 0

@@ -683,7 +683,7 @@ def test_cli_end_to_end_with_the_tiny_model(tmp_path, api_bank_dir, tiny_model_d
     run_main(summarize, monkeypatch, "--dir", str(out))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bfcl_categories"].keys() == {"simple", "irrelevance"}
-    assert summary["table2"].keys() == {"L-1", "L-2"} and summary["limit"] == {"bfcl": 1, "api_bank": 1}
+    assert summary["table2"].keys() == {"L-1", "L-2"} and summary["limit"] == {"bfcl": 1, "api_bank": 1, "heldout": None}
     generations = [json.loads(line) for line in (out / "bfcl_generations.jsonl").read_text().splitlines()]
     assert [g["id"] for g in generations] == ["simple_0", "irrelevance_0"]
     assert all(isinstance(g["output"], str) for g in generations)
@@ -696,20 +696,24 @@ def test_cli_end_to_end_with_the_tiny_model(tmp_path, api_bank_dir, tiny_model_d
 def test_make_eval_runs_each_benchmark_when_its_inputs_change(tmp_path):
     checkout = copy_checkout(tmp_path)
     variables = ["MODEL=tiny", "RUN=t", "LIMIT=3", "CATEGORIES=simple,live", f"API_BANK={tmp_path / 'api'}"]
-    commands = " ".join(make(checkout, "-n", "eval", *variables).stdout.replace("\n", " ; ").split())
+    make(checkout, "split", "RUN=t", "SAMPLES=60")  # the held-out split's test.jsonl
+    commands = " ".join(make(checkout, "-n", "eval", *variables, "SAMPLES=60").stdout.replace("\n", " ; ").split())
     assert "eval/bfcl.py --model tiny --qlora auto --out eval/results/t/base --limit 3 --categories simple,live" in commands
     assert f"eval/api_bank.py --model tiny --qlora auto --out eval/results/t/base --limit 3 --data-dir {tmp_path / 'api'}" in commands
     assert "eval/summarize.py --dir eval/results/t/base --name base" in commands
+    assert "eval/heldout.py --model tiny --qlora auto --out eval/results/t/base" in commands
+    assert "--samples data/t/splits/test.jsonl" in commands
+    variables.append("SAMPLES=60")
 
     results = checkout / "eval" / "results" / "t" / "base"  # stand-ins, newer than every input
     results.mkdir(parents=True)
-    for name in ("bfcl_scores.json", "api_bank_scores.json", "summary.json"):
+    for name in ("bfcl_scores.json", "api_bank_scores.json", "heldout_scores.json", "summary.json"):
         (results / name).touch()
     assert make(checkout, "-q", "eval", *variables, check=False).returncode == 0
     rerun = make(checkout, "-n", "eval", *variables[:2], "LIMIT=4", *variables[3:]).stdout
     assert "eval/bfcl.py" in rerun and "eval/api_bank.py" in rerun
     make(checkout, "-n", "eval", *variables)  # back to LIMIT=3 in the stamps
-    for name in ("bfcl_scores.json", "api_bank_scores.json", "summary.json"):
+    for name in ("bfcl_scores.json", "api_bank_scores.json", "heldout_scores.json", "summary.json"):
         (results / name).touch()
     rerun = make(checkout, "-n", "eval", *variables[:3], "CATEGORIES=simple", *variables[4:]).stdout
     assert "eval/bfcl.py" in rerun and "eval/api_bank.py" not in rerun

@@ -17,7 +17,7 @@ VARS = [f"RUN={RUN}", "MODEL=tiny"]
 def outputs(iterations):
     """Every file target of `make iterate ITER=iterations`, in dependency order."""
     files = [f"data/{RUN}/toolace.jsonl"]
-    files += [f"data/{RUN}/splits/{name}" for name in ("easy.jsonl", "medium.jsonl", "hard.jsonl", "rl.jsonl", "stats.json")]
+    files += [f"data/{RUN}/splits/{name}" for name in ("easy.jsonl", "medium.jsonl", "hard.jsonl", "rl.jsonl", "test.jsonl", "stats.json")]
     files += [f"checkpoints/{RUN}/warmup/adapter_model.safetensors"]
     for k in range(1, iterations + 1):
         files += [f"data/{RUN}/iter_{k}/{name}" for name in ("buffer.jsonl", "hard.jsonl", "pairs.jsonl")]

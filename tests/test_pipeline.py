@@ -19,7 +19,7 @@ VARS = [f"RUN={RUN}", "MODEL=tiny", "SAMPLES=40", "SFT_ARGS=--max-steps 3 --batc
 def spec_outputs(iterations):
     """SPEC.md's list of the outputs of `make iterate`, as files."""
     d, c = f"data/{RUN}", f"checkpoints/{RUN}"
-    files = [f"{d}/toolace.jsonl", *(f"{d}/splits/{n}" for n in ("easy.jsonl", "medium.jsonl", "hard.jsonl", "rl.jsonl", "stats.json"))]
+    files = [f"{d}/toolace.jsonl", *(f"{d}/splits/{n}" for n in ("easy.jsonl", "medium.jsonl", "hard.jsonl", "rl.jsonl", "test.jsonl", "stats.json"))]
     files += [f"{c}/warmup/{level}/adapter_model.safetensors" for level in ("easy", "medium", "hard")]
     files += [f"{c}/warmup/adapter_model.safetensors"]
     for k in range(1, iterations + 1):
