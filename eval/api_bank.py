@@ -218,7 +218,7 @@ def parse_args(argv=None):
     common.add_checkpoint_flags(parser)
     parser.add_argument("--data-dir", default=HUB_DATASET, help="directory with level-{1,2}-api.json, or a hub dataset id")
     parser.add_argument("--limit", type=int, default=0, help="records per level, spread evenly (0 = all)")
-    parser.add_argument("--batch-size", type=int, default=32, help="prompts per generation batch")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows decoded together (a pool new prompts join)")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="the longest expected call is ~100 tokens")
     return parser.parse_args(argv)
 

@@ -578,8 +578,9 @@ def parse_args(argv=None):
     sizes.add_argument("--mcts-samples", type=int, default=16, help="samples searched per MCTS run")
     sizes.add_argument("--mcts-simulations", type=int, default=4, help="simulations per sample")
     sizes.add_argument("--mcts-args", default="", help="more flags for stages/05_mcts.py (e.g. '--k 4')")
-    sizes.add_argument("--eval-items", type=int, default=20, help="BFCL items per category per eval run")
-    sizes.add_argument("--eval-categories", default="simple,multiple", help="BFCL categories of the eval runs")
+    sizes.add_argument("--eval-items", type=int, default=40, help="BFCL items per category per eval run")
+    sizes.add_argument("--eval-categories", default="simple,multiple",
+                       help="BFCL categories of the eval runs")
     sizes.add_argument("--matmul-size", type=int, default=0, help="matmul side (0: 2048 on CPU, 8192 on CUDA)")
     sizes.add_argument("--matmul-trials", type=int, default=5, help="timed matmul runs; the best counts")
     parser.add_argument("--trl-no-gradient-checkpointing", action="store_true",

@@ -498,7 +498,7 @@ def parse_args(argv=None):
     common.add_checkpoint_flags(parser)
     parser.add_argument("--categories", default="all", help="comma-separated categories or collections")
     parser.add_argument("--limit", type=int, default=0, help="items per category, spread evenly (0 = all)")
-    parser.add_argument("--batch-size", type=int, default=32, help="prompts per generation batch")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows decoded together (a pool new prompts join)")
     parser.add_argument("--max-new-tokens", type=int, default=512,
                         help="cap per answer; each category gets less when its gold answers are short")
     parser.add_argument("--max-steps", type=int, default=MAXIMUM_STEP_LIMIT,

@@ -55,11 +55,11 @@ def stop_ids(tokenizer):
 
 
 def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None):
-    """`generate(prompts, max_new_tokens) -> texts`, greedy: prompts sorted by length into
-    batches of `batch_size` rows, each answer cut at its first stop token (`stops`, default
-    stop_ids). The fast path is generation.greedy (finished rows leave the batch, the LM head
-    runs on each row's last hidden state only); `reference=True` is transformers'
-    `model.generate` on left-padded batches, the path it replaced."""
+    """`generate(prompts, max_new_tokens) -> texts`, greedy, each answer cut at its first stop
+    token (`stops`, default stop_ids). The fast path is generation.greedy: a pool of `batch_size`
+    rows that finished rows leave and new prompts join, the LM head on each row's last hidden
+    state only. `reference=True` is the path it replaced: transformers' `model.generate` on
+    left-padded batches of `batch_size` prompts sorted by length."""
     import torch
 
     import generation
@@ -80,19 +80,18 @@ def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None)
                              max_new_tokens=max_new_tokens, eos_token_id=sorted(stops), pad_token_id=pad_id)
         return [next((ids[:i] for i, t in enumerate(ids) if t in stops), ids) for ids in out[:, width:].tolist()]
 
-    def fast_batch(rows, max_new_tokens):
-        return generation.greedy(model, rows, stops, max_new_tokens, pad_id)
-
     def generate(prompts, max_new_tokens=256):
         encoded = [modeling.encode_prompt(tokenizer, p["system"], p["messages"]) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
-        texts = [None] * len(prompts)
-        run = reference_batch if reference else fast_batch
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            for i, ids in zip(batch, run([encoded[i] for i in batch], max_new_tokens)):
-                texts[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
-        return texts
+        if reference:
+            order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+            outputs = [None] * len(prompts)
+            for start in range(0, len(order), batch_size):
+                batch = order[start:start + batch_size]
+                for i, ids in zip(batch, reference_batch([encoded[i] for i in batch], max_new_tokens)):
+                    outputs[i] = ids
+        else:  # one pool over all prompts: rows that finish make room for the next
+            outputs = generation.greedy(model, encoded, stops, max_new_tokens, pad_id, batch_size)
+        return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in outputs]
 
     return generate
 

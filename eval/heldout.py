@@ -116,7 +116,7 @@ def parse_args(argv=None):
     common.add_checkpoint_flags(parser)
     parser.add_argument("--samples", required=True, help="the split's test.jsonl (stage 01)")
     parser.add_argument("--limit", type=int, default=0, help="items, spread evenly (0 = all)")
-    parser.add_argument("--batch-size", type=int, default=32, help="prompts per generation batch")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows decoded together (a pool new prompts join)")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     return parser.parse_args(argv)
 

@@ -1,12 +1,16 @@
 """Stage 00 (make data): normalise the input records into data/$(RUN)/toolace.jsonl.
 
 DATA is `synthetic` (the project's own generator, seeded), a local ToolACE-format .json array or
-.jsonl file, or a hub dataset id (or a local dataset folder, loaded the same way by `datasets`). Every record is validated; a malformed one stops the stage with
-an error naming the file and record, or with --skip-bad is skipped and counted in data_stats.json.
+.jsonl file, or a hub dataset id (or a local dataset folder, loaded the same way by `datasets`).
+Every record is validated (records.validate_record): its structure, its tool list (read in every
+layout ToolACE uses), and each assistant turn, which must be text or a call list the grammar parses
+calling only the record's own tools. Malformed records stop the stage with errors naming the file,
+the record and the turn, or with --skip-bad are skipped and counted, by reason, in data_stats.json.
 """
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from records import RecordError, atomic_write_json, validate_record, write_jsonl
@@ -64,23 +68,33 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
+    try:
+        loaded = load_records(args.data, args.samples, args.seed)
+    except RecordError as e:
+        sys.exit(f"error: {e}")
     kept, skipped = [], []
-    for record, where in load_records(args.data, args.samples, args.seed):
+    for record, where in loaded:
         try:
             validate_record(record, where)
         except RecordError as e:
-            if not args.skip_bad:
-                sys.exit(f"error: {e}\n(use --skip-bad to skip malformed records and count them)")
-            skipped.append(str(e))
+            skipped.append(e)
             continue
         kept.append({"id": f"r{len(kept):06d}", "system": record["system"], "conversations": record["conversations"]})
+    reasons = dict(Counter(e.reason for e in skipped).most_common())
+    if skipped and not args.skip_bad:
+        # every bad record at once, not one per run: a real data set has several kinds of them
+        listed = "\n".join(f"error: {e}" for e in skipped[:5])
+        more = f"\n... {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        sys.exit(f"{listed}{more}\n{len(skipped)} malformed records in DATA={args.data} ({reasons}); "
+                 "use --skip-bad (make SKIP_BAD=1) to skip them, counted in data_stats.json")
     if not kept:
         sys.exit(f"error: DATA={args.data} holds no usable record ({len(skipped)} skipped)")
 
     write_jsonl(args.out, kept)
     atomic_write_json(Path(args.out).with_name("data_stats.json"),
-                      {"data": args.data, "records": len(kept), "skipped": len(skipped), "skipped_errors": skipped[:100]})
-    print(f"{args.out}: {len(kept)} records" + (f", {len(skipped)} malformed skipped" if skipped else ""))
+                      {"data": args.data, "records": len(kept), "skipped": len(skipped),
+                       "skipped_by_reason": reasons, "skipped_errors": [str(e) for e in skipped]})
+    print(f"{args.out}: {len(kept)} records" + (f", {len(skipped)} malformed skipped {reasons}" if skipped else ""))
 
 
 if __name__ == "__main__":

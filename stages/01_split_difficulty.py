@@ -1,7 +1,7 @@
 """Stage 01 (make split): warm-up / RL / held-out test split by conversation, and the warm-up's
 easy/medium/hard thirds.
 
-Each assistant turn is a sample. Conversations, not samples, are split 80/10/10 into warm-up, RL
+Each assistant turn is a sample. Conversations, not samples, are split 75/15/10 into warm-up, RL
 and test (seeded, --rl-fraction and --test-fraction), so no dialogue is seen by two of them. The
 test split is never trained on nor used for tuning: it is where checkpoints are compared
 (eval/heldout.py). Warm-up samples are ranked on the paper's three difficulty criteria (number of
@@ -76,7 +76,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", required=True, help="toolace.jsonl from stage 00")
     parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--rl-fraction", type=float, default=0.1, help="share of conversations for the RL split")
+    parser.add_argument("--rl-fraction", type=float, default=0.15, help="share of conversations for the RL split")
     parser.add_argument("--test-fraction", type=float, default=0.1,
                         help="share of conversations held out for testing (0: none)")
     parser.add_argument("--seed", type=int, default=0)

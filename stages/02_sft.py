@@ -177,7 +177,10 @@ def share_steps(full, total):
 
 
 def micro_batches(examples, max_tokens):
-    """Group (prompt, answer) pairs, sorted by length, into batches of at most max_tokens padded tokens."""
+    """Group (prompt, answer) pairs, sorted by length, into batches of at most max_tokens padded tokens.
+
+    No examples make no batch: a rank whose share of a step is empty (fewer samples than ranks)
+    only adds zero gradients to the step's sum."""
     groups, current, width = [], [], 0
     for example in sorted(examples, key=lambda e: len(e[0]) + len(e[1])):
         length = len(example[0]) + len(example[1])
@@ -186,7 +189,7 @@ def micro_batches(examples, max_tokens):
             current, width = [], 0
         current.append(example)
         width = max(width, length)
-    return groups + [current]
+    return groups + [current] if current else groups
 
 
 # --- the model ------------------------------------------------------------------------------------

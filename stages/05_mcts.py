@@ -28,10 +28,13 @@ Sampling: temperature, then top-k and top-p (nucleus) and min-p filtering; each 
 from its own seeded generator, so its tree does not depend on which samples share its batch.
 
 Pairs, at every node with ≥ 2 children that have been rolled out (or are terminal): the child
-of highest Q is chosen, the one of lowest Q rejected, unless the two are the same answer in other
-words (outcome.equivalent, or the same call) — and only when the outcome speaks for the chosen:
-it reached a correct answer in some roll-out and the rejected never did (with a Q gap over
+of highest Q is chosen, the one of lowest Q rejected — and, with --pairs-per-node > 1, the next
+lowest too, each against the same chosen — unless the two are the same answer in other words
+(outcome.equivalent, or the same call), and only when the outcome speaks for the chosen: it
+reached a correct answer in some roll-out and the rejected never did (with a Q gap over
 --pair-gap), or its Q exceeds the rejected's by --outcome-margin, which grades alone cannot span.
+A node's k sampled steps and the gold step are mostly one-step answers whose tree ends there, so
+one pair per node leaves most of what the search found unused.
 A pair's prompt is the dialogue plus the answer so far, as token ids, and chosen and rejected
 are the ids of the steps themselves: exactly the tokens the policy produced (stage 06 trains on
 them as they are). pairs_audit.json and pairs_audit.md describe the pairs (see `audit`).
@@ -83,7 +86,7 @@ GRADES = "ABCD"
 class Step(NamedTuple):
     text: str
     ends: bool  # the answer ends after this step (the policy produced end-of-turn)
-    truncated: bool = False  # cut at --max-step-tokens without reaching a step boundary
+    truncated: bool = False  # cut short: over --max-step-tokens, or doomed (see ModelPolicy.advance)
     ids: tuple = ()  # the step's token ids (end-of-turn included when it ends the answer)
     prior: float | None = None  # p(a|s) when known from sampling it
 
@@ -251,23 +254,33 @@ def run_search(searching, policy):
 
 
 def run_lockstep(searches, policy):
-    """Drive many searches at once: every round, all pending requests of one kind go to the policy
-    as one batch (policy.generate_batch / priors_batch / confidence_batch take [(search index,
-    payload)]). Returns the trees in the order of `searches`."""
+    """Drive many searches at once. Requests to score (priors, self-evaluations) are served as one
+    batch per kind; requests to generate join the policy's pool of decoding rows (policy.submit),
+    which decodes until a good share of its rows has finished (policy.decode_pool) and hands those
+    answers back, while the rows still running stay in the pool for the next round: a long
+    roll-out does not hold every other search still. Returns the trees in the order of `searches`."""
     pending = {i: next(s) for i, s in enumerate(searches)}
-    trees = [None] * len(searches)
-    while pending:
-        for kind in ("generate", "priors", "confidence"):
-            asks = [(i, request[1]) for i, request in pending.items() if request[0] == kind]
-            if not asks:
-                continue
-            answers = getattr(policy, f"{kind}_batch")(asks)
-            for (i, _), answer in zip(asks, answers):
-                try:
-                    pending[i] = searches[i].send(answer)
-                except StopIteration as done:
-                    trees[i] = done.value
-                    del pending[i]
+    trees, decoding = [None] * len(searches), set()
+
+    def answer(i, result):
+        try:
+            pending[i] = searches[i].send(result)
+        except StopIteration as done:
+            trees[i] = done.value
+
+    while pending or decoding:
+        for kind in ("priors", "confidence"):
+            asks = [(i, pending.pop(i)[1]) for i, request in list(pending.items()) if request[0] == kind]
+            for (i, _), result in zip(asks, getattr(policy, f"{kind}_batch")(asks) if asks else []):
+                answer(i, result)
+        asks = [(i, pending.pop(i)[1]) for i, request in list(pending.items()) if request[0] == "generate"]
+        if asks:
+            policy.submit(asks)
+            decoding.update(i for i, _ in asks)
+        if not pending and decoding:
+            for i, result in policy.decode_pool():
+                decoding.discard(i)
+                answer(i, result)
     return trees
 
 
@@ -313,10 +326,11 @@ def malformed(node, names):
     return False
 
 
-def preference_pairs(tree, sample, gap, margin=1.0):
-    """Highest- vs lowest-Q rolled-out child at every node, when the outcome backs the choice:
-    the chosen reached a correct answer and the rejected never did (Q gap > gap), or the Q gap
-    is at least `margin`. Equivalent answers never pair."""
+def preference_pairs(tree, sample, gap, margin=1.0, per_node=1):
+    """At every node, its highest-Q rolled-out child against its lowest-Q ones (up to `per_node`
+    of them, lowest first), each pair only when the outcome backs the choice: the chosen reached a
+    correct answer and the rejected never did (Q gap > gap), or the Q gap is at least `margin`.
+    Equivalent answers never pair."""
     names = [t["name"] for t in tools_from_system(sample["system"]) or []]
     reached = correct_below(tree)
     kind = "text" if parse_answer(sample["answer"], names) is None else "call"
@@ -326,21 +340,26 @@ def preference_pairs(tree, sample, gap, margin=1.0):
         if len(children) < 2:
             continue
         chosen = max(children, key=lambda child: child["Q"])
-        rejected = min(children, key=lambda child: child["Q"])
-        q_gap = chosen["Q"] - rejected["Q"]
-        decisive = reached[chosen["id"]] and not reached[rejected["id"]]
-        if not ((decisive and q_gap > gap) or q_gap >= margin) or same_answer(chosen, rejected, sample, names):
-            continue
-        pairs.append({"id": f"{sample['id']}:{node['id']}", "sample_id": sample["id"], "depth": node["depth"],
-                      "kind": kind, "system": sample["system"], "messages": sample["messages"],
-                      "prefix": node["answer"], "prefix_ids": node["answer_ids"],
-                      "chosen": chosen["step"], "chosen_ids": chosen["step_ids"],
-                      "rejected": rejected["step"], "rejected_ids": rejected["step_ids"],
-                      "chosen_ends": chosen["ends"], "rejected_ends": rejected["ends"],
-                      "q_chosen": chosen["Q"], "q_rejected": rejected["Q"],
-                      "chosen_correct": reached[chosen["id"]], "rejected_correct": reached[rejected["id"]],
-                      "chosen_malformed": malformed(chosen, names), "rejected_malformed": malformed(rejected, names),
-                      "chosen_gold": chosen["gold"]})
+        made = 0
+        for rejected in sorted((c for c in children if c is not chosen), key=lambda child: child["Q"]):
+            q_gap = chosen["Q"] - rejected["Q"]
+            decisive = reached[chosen["id"]] and not reached[rejected["id"]]
+            if made == per_node or not ((decisive and q_gap > gap) or q_gap >= margin):
+                break  # the rest are closer to the chosen still
+            if same_answer(chosen, rejected, sample, names):
+                continue
+            pairs.append({"id": f"{sample['id']}:{node['id']}" + (f":{made}" if made else ""),
+                          "sample_id": sample["id"], "depth": node["depth"],
+                          "kind": kind, "system": sample["system"], "messages": sample["messages"],
+                          "prefix": node["answer"], "prefix_ids": node["answer_ids"],
+                          "chosen": chosen["step"], "chosen_ids": chosen["step_ids"],
+                          "rejected": rejected["step"], "rejected_ids": rejected["step_ids"],
+                          "chosen_ends": chosen["ends"], "rejected_ends": rejected["ends"],
+                          "q_chosen": chosen["Q"], "q_rejected": rejected["Q"],
+                          "chosen_correct": reached[chosen["id"]], "rejected_correct": reached[rejected["id"]],
+                          "chosen_malformed": malformed(chosen, names),
+                          "rejected_malformed": malformed(rejected, names), "chosen_gold": chosen["gold"]})
+            made += 1
     return pairs
 
 
@@ -467,6 +486,8 @@ class ModelPolicy:
         self.device = next(model.parameters()).device
         self.eot_id, self.pad_id = eot_id, tokenizer.pad_token_id
         self.stop_ids = {eot_id, tokenizer.eos_token_id} - {None}
+        # special tokens (<unused71>, <start_of_turn>, ...) that no answer can hold
+        self.special_ids = {i for i, token in tokenizer.added_tokens_decoder.items() if token.special} - self.stop_ids
         self.names = [[t["name"] for t in tools_from_system(s["system"]) or []] for s in samples]
         self.grade_ids = [self.token_id(letter) for letter in GRADES]
         self.grade_scores = torch.tensor(grade_scores, device=self.device)
@@ -476,6 +497,7 @@ class ModelPolicy:
         self.eval_rows, self.eval_last = generation.prefill(model, [head for head, _ in parts], self.pad_id)
         self.eval_tails = [tail for _, tail in parts]
         self.generated_tokens = 0
+        self.pool, self.requests = None, {}  # the rows decoding; each search's rows in flight
 
     def token_id(self, text):
         ids = self.tokenizer(text, add_special_tokens=False).input_ids
@@ -497,39 +519,59 @@ class ModelPolicy:
     # -- generation: k proposals of one step, or a roll-out of several ------------------------------
 
     @torch.inference_mode()
-    def generate_batch(self, asks):
-        """asks: [(tree, (node, max_steps, n_rows))] -> for each ask, n_rows lists of Steps."""
-        jobs = [(tree, node, max_steps) for tree, (node, max_steps, n_rows) in asks for _ in range(n_rows)]
-        trees = [tree for tree, _, _ in jobs]
+    def submit(self, asks):
+        """Add rows to the decoding pool: asks [(search, (node, max_steps, n_rows))], each row
+        sampling after `node` until it has max_steps steps (or ends, or is cut short)."""
+        jobs = [(search, node, max_steps) for search, (node, max_steps, n_rows) in asks for _ in range(n_rows)]
+        trees = [search for search, _, _ in jobs]
         rows = self.prompt_rows.select(trees)
-        feeds = [node["answer_ids"] for _, node, _ in jobs]
-        hidden = self.continue_rows(rows, self.prompt_last, trees, feeds)
-        states = [self.start_row(node, max_steps, tree) for tree, node, max_steps in jobs]
-        running = list(range(len(jobs)))  # job of each row of `rows`
+        hidden = self.continue_rows(rows, self.prompt_last, trees, [node["answer_ids"] for _, node, _ in jobs])
+        states = [{**self.start_row(node, max_steps, search), "search": search} for search, node, max_steps in jobs]
+        for search, _ in asks:  # a request's rows, kept here whatever becomes of them in the pool
+            self.requests[search] = [state for state in states if state["search"] == search]
+        if self.pool is None:
+            self.pool = {"rows": rows, "hidden": hidden, "states": states}
+            return
+        live = [row for row, state in enumerate(self.pool["states"]) if not state["done"]]
+        self.pool = {"rows": generation.Rows.concat([self.pool["rows"].select(live), rows]),
+                     "hidden": torch.cat([self.pool["hidden"][live], hidden]),
+                     "states": [self.pool["states"][row] for row in live] + states}
+
+    @torch.inference_mode()
+    def decode_pool(self, share=0.6):
+        """Decode the pool until a request's rows have all finished and the running rows are at
+        most `share` of those the pool started with (or none run); returns the finished requests
+        as [(search, [each row's Steps])]. The rows still running stay for the next call."""
+        pool = self.pool
+        start = sum(not state["done"] for state in pool["states"])
+        finished = []
         while True:
-            logits = head_logits(self.model, hidden)
+            logits = head_logits(self.model, pool["hidden"])
             logps = logits.log_softmax(dim=-1)
-            active = [row for row, job in enumerate(running) if not states[job]["done"]]
-            tokens = torch.zeros(len(running), dtype=torch.long, device=self.device)
-            if active:
-                index = torch.tensor(active, device=self.device)
-                tokens[index] = sample_tokens(logits[index], [self.generators[trees[running[r]]] for r in active],
-                                              **self.sampling)
+            active = [row for row, state in enumerate(pool["states"]) if not state["done"]]
+            tokens = torch.zeros(len(pool["states"]), dtype=torch.long, device=self.device)
+            index = torch.tensor(active, device=self.device)
+            # each row draws from its own sample's generator, in row order
+            tokens[index] = sample_tokens(logits[index], [self.generators[pool["states"][r]["search"]] for r in active],
+                                          **self.sampling)
             for row in active:
-                token = tokens[row].item()
-                self.advance(states[running[row]], token, logps[row, token].item())
+                state, token = pool["states"][row], tokens[row].item()
+                self.advance(state, token, logps[row, token].item())
+                if state["done"] and all(other["done"] for other in self.requests[state["search"]]):
+                    finished.append((state["search"], [other["steps"] for other in self.requests.pop(state["search"])]))
             self.generated_tokens += len(active)
-            live = [row for row, job in enumerate(running) if not states[job]["done"]]
-            if not live:
+            running = [row for row, state in enumerate(pool["states"]) if not state["done"]]
+            if running and len(running) <= 0.75 * len(pool["states"]):  # compact now and then, not per row
+                pool.update(rows=pool["rows"].select(running), hidden=pool["hidden"][running],
+                            states=[pool["states"][row] for row in running])
+                tokens = tokens[running]
+            if running:
+                pool["hidden"] = pool["rows"].extend([[t] for t in tokens.tolist()], self.pad_id)[:, -1].contiguous()
+            if finished and len(running) <= share * start:
                 break
-            if len(live) <= 0.75 * len(running):  # compact the cache now and then, not per finished row
-                rows, running, tokens = rows.select(live), [running[r] for r in live], tokens[live]
-            hidden = rows.extend([[t] for t in tokens.tolist()], self.pad_id)[:, -1].contiguous()
-        out, position = [], 0
-        for _, (_, _, n_rows) in asks:
-            out.append([states[j]["steps"] for j in range(position, position + n_rows)])
-            position += n_rows
-        return out
+        if not running:
+            self.pool = None
+        return finished
 
     def start_row(self, node, max_steps, tree):
         ids = [t for t in node["answer_ids"] if t not in self.stop_ids]
@@ -538,13 +580,21 @@ class ModelPolicy:
                 "max_steps": max_steps, "names": self.names[tree]}
 
     def advance(self, state, token, logp):
-        """Take one sampled token into a row, cutting off steps as they complete."""
+        """Take one sampled token into a row, cutting off steps as they complete.
+
+        A row stops early, its step cut short (truncated: a terminal no answer can be right
+        from), once its answer is doomed: at a special token, or at a call-list step that is not
+        one well-formed call. Rolling out such an answer would only spend tokens on a known −1."""
         if token in self.stop_ids:
             self.finish_step(state, len(state["ids"]), ends=True, extra=([token], [logp]))
             state["done"] = True
             return
         state["ids"].append(token)
         state["logps"].append(logp)
+        if token in self.special_ids:
+            self.finish_step(state, len(state["ids"]), ends=False, truncated=True)
+            state["done"] = True
+            return
         text = self.decode(state["ids"])
         state["lengths"].append(None if text.endswith("\ufffd") else len(text))
         start_char = state["lengths"][state["start"]]
@@ -552,8 +602,10 @@ class ModelPolicy:
         if cut is not None:
             end = token_cut(state["lengths"], cut, state["start"] + 1)
             if end is not None:
-                self.finish_step(state, end, ends=False)
-                if len(state["steps"]) >= state["max_steps"]:
+                step = text[start_char:state["lengths"][end]]
+                doomed = is_call_list(text) and step_calls(step, state["names"]) is None
+                self.finish_step(state, end, ends=False, truncated=doomed)
+                if doomed or len(state["steps"]) >= state["max_steps"]:
                     state["done"] = True
                 return
         if len(state["ids"]) - state["start"] >= self.max_step_tokens:
@@ -742,7 +794,9 @@ def parse_args(argv=None):
                        help="a decisive pair (chosen reached a correct answer, rejected never) needs this Q gap")
     rules.add_argument("--outcome-margin", type=float, default=1.0,
                        help="any other pair needs this Q gap (more than the weighted grades can span)")
-    parser.add_argument("--batch-samples", type=int, default=16,
+    rules.add_argument("--pairs-per-node", type=int, default=3,
+                       help="pairs of one node's chosen child with its lowest-Q siblings (the paper's rule: 1)")
+    parser.add_argument("--batch-samples", type=int, default=32,
                         help="samples searched in lockstep, their requests batched (1: one tree at a time)")
     args = parser.parse_args(argv)
     args.grade_scores = [float(x) for x in args.grade_scores.split(",")]
@@ -816,8 +870,10 @@ def main(argv=None):
     batches = distributed.shard(batches_of(samples, args.batch_samples))
     todo = [batch for batch in batches if any(s["id"] not in done for s in batch)]
     if todo:
-        model = modeling.load_model(model_dir, adapter=args.adapter, qlora=modeling.use_qlora(args.qlora, device),
-                                    device=device)
+        qlora = modeling.use_qlora(args.qlora, device)
+        model = modeling.load_model(model_dir, adapter=args.adapter, qlora=qlora, device=device)
+        if args.adapter and not qlora:  # the policy is frozen here: one matmul per layer, not three
+            model = model.merge_and_unload()
         generation.use_grouped_attention(model)
         trees_dir.mkdir(parents=True, exist_ok=True)
         n_pairs = 0
@@ -827,7 +883,7 @@ def main(argv=None):
                 trees, tokens, seconds = search_batch(model, tokenizer, batch, template, args, eot_id)
                 entries = []
                 for sample, tree in zip(batch, trees):
-                    pairs = preference_pairs(tree, sample, args.pair_gap, args.outcome_margin)
+                    pairs = preference_pairs(tree, sample, args.pair_gap, args.outcome_margin, args.pairs_per_node)
                     # the batch's time and tokens are shared out evenly: the trees grew together
                     stats = tree_stats(tree, pairs, seconds / len(batch), tokens / len(batch), args.simulations)
                     atomic_write_json(tree_path(trees_dir, sample["id"]),

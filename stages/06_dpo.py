@@ -15,12 +15,13 @@ pass over the pairs before the first update, with the very micro-batches trainin
 with no second model in memory and no reference forward per step. SimPO and ORPO need none.
 
 Speed. Chosen and rejected share their prompt, which is long (tool list, dialogue) while a step
-is short. So each pair is one row, prompt + chosen + rejected, in which the rejected tokens take
-the positions right after the prompt and the attention mask hides the two completions from each
-other: one forward computes both sides and the prompt once, with the same result as two rows.
-The LM head runs only where a completion token is predicted, its log-softmax in fp32; the decoder
-runs under bf16 autocast. Pairs are bucketed by length into micro-batches, whose order is shuffled
-every epoch.
+is short, and the search's pairs at one node share it too (one chosen step against several
+rejected ones). So the pairs with one prompt are one packed row: the prompt, then each distinct
+completion, every completion positioned right after the prompt, and an attention mask that
+hides the completions from each other: one forward computes every side and the prompt once,
+with the result of separate rows. The LM head runs only where a completion token is predicted,
+its log-softmax in fp32; the decoder runs under bf16 autocast. Rows are bucketed by length into
+micro-batches of up to --micro-batch pairs, whose order is shuffled every epoch.
 
 Each optimizer step's loss is the sum of its pairs' losses divided by the number of pairs in the
 whole step (and ORPO's SFT term by the step's chosen-token count), so gradient accumulation over
@@ -61,7 +62,8 @@ MASKED_KERNELS = ("eager", "sdpa")
 
 class TooLong(RecordError):
     """A pair longer than --max-length: skipped and counted, never an error."""
-PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, 3  # segments of a packed row
+PROMPT, PAD = 0, -1  # segments of a packed row; completion j is segment 1 + j
+PAIRS_PER_ROW = 4  # pairs sharing a prompt packed in one row (a row is never split across ranks)
 
 # --- losses: pure functions of per-pair log-prob sums [B] (and token counts [B]) ---------------
 # Each returns (loss per pair, reward of chosen, reward of rejected); a pair counts as correct
@@ -179,10 +181,43 @@ def load_pairs(path, tokenizer, max_length, skip_bad):
     return encoded, skipped
 
 
-def micro_batches(pairs, size):
-    """Lists of pair indices of similar packed length, so rows in a batch waste little padding."""
-    order = sorted(range(len(pairs)), key=lambda i: sum(map(len, pairs[i])))
-    return [order[i:i + size] for i in range(0, len(order), size)]
+def group_pairs(pairs, max_pairs):
+    """Rows to pack: pairs with the same prompt (the search's siblings at one node) share a row,
+    each distinct completion once, at most `max_pairs` pairs a row. A row is (prompt ids,
+    [completion ids], [(pair index, chosen completion, rejected completion)])."""
+    groups = {}
+    for i, (prompt, chosen, rejected) in enumerate(pairs):
+        groups.setdefault(tuple(prompt), []).append(i)
+    rows = []
+    for prompt, members in groups.items():
+        for start in range(0, len(members), max_pairs):
+            completions, links = [], []
+            for i in members[start:start + max_pairs]:
+                ends = []
+                for completion in pairs[i][1:]:
+                    if completion not in completions:
+                        completions.append(completion)
+                    ends.append(completions.index(completion))
+                links.append((i, *ends))
+            rows.append((list(prompt), completions, links))
+    return rows
+
+
+def packed_length(row):
+    return len(row[0]) + sum(map(len, row[1]))
+
+
+def micro_batches(rows, size):
+    """Lists of row indices of similar packed length holding up to `size` pairs each (a row with
+    more pairs than that goes alone), so a forward wastes little padding."""
+    batches, batch, n_pairs = [], [], 0
+    for i in sorted(range(len(rows)), key=lambda i: packed_length(rows[i])):
+        if batch and n_pairs + len(rows[i][2]) > size:
+            batches.append(batch)
+            batch, n_pairs = [], 0
+        batch.append(i)
+        n_pairs += len(rows[i][2])
+    return batches + [batch] if batch else batches
 
 
 def schedule(batches, epochs, seed):
@@ -218,73 +253,87 @@ def attention_masks(segments, positions, config, dtype):
     return {"full_attention": additive(visible), "sliding_attention": additive(visible & near)}
 
 
-def pack(pairs, pad_id, config, device, dtype=torch.bfloat16):
-    """One row per pair: prompt, chosen, rejected; the rejected tokens are positioned right after
-    the prompt. Also where each completion token is predicted from: the hidden state just before
-    it, except for the first rejected token, which the prompt's last token predicts."""
-    width = max(sum(map(len, pair)) for pair in pairs)
-    batch = len(pairs)
+def pack(rows, pad_id, config, device, dtype=torch.bfloat16):
+    """One packed row per group of pairs (group_pairs): the prompt, then each completion, every
+    completion positioned right after the prompt and seeing only the prompt and itself. Also
+    where each completion token is predicted from (the hidden state just before it; the prompt's
+    last one for a completion's first token) and which completions each pair compares."""
+    width = max(map(packed_length, rows))
+    batch = len(rows)
     input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
     positions = torch.arange(width).repeat(batch, 1)
     segments = torch.full((batch, width), PAD, dtype=torch.long)
-    rows, sources, targets, slots = [], [], [], []
-    for row, (prompt, chosen, rejected) in enumerate(pairs):
-        p, c, r = len(prompt), len(chosen), len(rejected)
-        input_ids[row, :p + c + r] = torch.tensor(prompt + chosen + rejected)
+    token_rows, sources, targets, slots, chosen, rejected, pair_ids = [], [], [], [], [], [], []
+    n_completions = 0
+    for row, (prompt, completions, links) in enumerate(rows):
+        p, at = len(prompt), len(prompt)
+        input_ids[row, :p] = torch.tensor(prompt)
         segments[row, :p] = PROMPT
-        segments[row, p:p + c] = CHOSEN
-        segments[row, p + c:p + c + r] = REJECTED
-        positions[row, p + c:p + c + r] = torch.arange(p, p + r)
-        rows += [row] * (c + r)
-        sources += list(range(p - 1, p + c - 1)) + [p - 1] + list(range(p + c, p + c + r - 1))
-        targets += chosen + rejected
-        slots += [row] * c + [batch + row] * r  # chosen sums go to [0, B), rejected to [B, 2B)
+        for j, completion in enumerate(completions):
+            n = len(completion)
+            input_ids[row, at:at + n] = torch.tensor(completion)
+            segments[row, at:at + n] = 1 + j  # PROMPT is 0, PAD is -1
+            positions[row, at:at + n] = torch.arange(p, p + n)
+            token_rows += [row] * n
+            sources += [p - 1] + list(range(at, at + n - 1))
+            targets += completion
+            slots += [n_completions + j] * n
+            at += n
+        for i, c, r in links:
+            pair_ids.append(i)
+            chosen.append(n_completions + c)
+            rejected.append(n_completions + r)
+        n_completions += len(completions)
+    lengths = torch.zeros(n_completions)
+    lengths.index_add_(0, torch.tensor(slots), torch.ones(len(slots)))
     positions, segments = positions.to(device), segments.to(device)
+    chosen, rejected = torch.tensor(chosen, device=device), torch.tensor(rejected, device=device)
     return {"input_ids": input_ids.to(device), "positions": positions,
             "masks": attention_masks(segments, positions, config, dtype),
-            "rows": torch.tensor(rows, device=device), "sources": torch.tensor(sources, device=device),
+            "rows": torch.tensor(token_rows, device=device), "sources": torch.tensor(sources, device=device),
             "targets": torch.tensor(targets, device=device), "slots": torch.tensor(slots, device=device),
-            "n_chosen": torch.tensor([len(c) for _, c, _ in pairs], dtype=torch.float32, device=device),
-            "n_rejected": torch.tensor([len(r) for _, _, r in pairs], dtype=torch.float32, device=device)}
+            "completions": n_completions, "chosen": chosen, "rejected": rejected, "pair_ids": pair_ids,
+            "n_chosen": lengths.to(device)[chosen], "n_rejected": lengths.to(device)[rejected]}
 
 
 def pair_logprobs(model, batch):
-    """Summed log-probs of the chosen and of the rejected completion of every packed row: ([B], [B])."""
+    """Summed log-probs of each pair's chosen and rejected completion: ([P], [P])."""
     hidden = decoder_hidden(model, batch["input_ids"], batch["masks"], batch["positions"])
     token_logps = head_logprobs(model, hidden[batch["rows"], batch["sources"]], batch["targets"])
-    rows = batch["input_ids"].shape[0]
-    sums = torch.zeros(2 * rows, dtype=token_logps.dtype, device=token_logps.device)
+    sums = torch.zeros(batch["completions"], dtype=token_logps.dtype, device=token_logps.device)
     sums = sums.index_add(0, batch["slots"], token_logps)
-    return sums[:rows], sums[rows:]
+    return sums[batch["chosen"]], sums[batch["rejected"]]
 
 
 # --- training ----------------------------------------------------------------------------------
 
 @torch.no_grad()
-def reference_logprobs(model, pairs, batches, pad_id, device):
+def reference_logprobs(model, rows, n_pairs, batches, pad_id, device):
     """[N, 2] summed log-probs of (chosen, rejected) under the starting policy, batched exactly as
     in training so that at the first step the policy's numbers match them bit for bit."""
-    reference = torch.zeros(len(pairs), 2)
+    reference = torch.zeros(n_pairs, 2)
     for indices in tqdm(distributed.shard(batches), desc="reference log-probs", unit="batch"):
-        batch = pack([pairs[i] for i in indices], pad_id, model.config, device)
+        batch = pack([rows[i] for i in indices], pad_id, model.config, device)
         with torch.autocast(device.type, dtype=torch.bfloat16):
             chosen, rejected = pair_logprobs(model, batch)
-        reference[indices] = torch.stack([chosen, rejected], dim=1).float().cpu()
+        reference[batch["pair_ids"]] = torch.stack([chosen, rejected], dim=1).float().cpu()
     return sum(distributed.gather(reference))  # each rank filled the rows of its own batches
 
 
-def train_step(model, optimizer, scheduler, pairs, step_batches, reference, args, device, pad_id):
+def train_step(model, optimizer, scheduler, pairs, rows, step_batches, reference, args, device, pad_id):
     """One optimizer step over a few micro-batches; returns the step's summed statistics."""
-    n_pairs = sum(len(indices) for indices in step_batches)
-    n_chosen_tokens = sum(len(pairs[i][1]) for indices in step_batches for i in indices)
+    step_pairs = [i for indices in step_batches for row in indices for i, _, _ in rows[row][2]]
+    n_pairs = len(step_pairs)
+    n_chosen_tokens = sum(len(pairs[i][1]) for i in step_pairs)
     totals = {"loss": 0.0, "rewards/chosen": 0.0, "rewards/rejected": 0.0, "rewards/accuracy": 0.0,
               "rewards/margin": 0.0, "logps/chosen": 0.0, "logps/rejected": 0.0}
     loss_finite = True
     for indices in distributed.shard(step_batches):
-        batch = pack([pairs[i] for i in indices], pad_id, model.config, device)
+        batch = pack([rows[i] for i in indices], pad_id, model.config, device)
         with torch.autocast(device.type, dtype=torch.bfloat16):
             chosen, rejected = pair_logprobs(model, batch)
-        ref = reference[indices].to(device) if reference is not None else torch.zeros(len(indices), 2, device=device)
+        ref = reference[batch["pair_ids"]].to(device) if reference is not None else \
+            torch.zeros(len(batch["pair_ids"]), 2, device=device)
         losses, reward_chosen, reward_rejected = preference_loss(
             args.loss, args.beta, args.simpo_gamma, chosen, rejected, batch["n_chosen"], batch["n_rejected"],
             ref[:, 0], ref[:, 1])
@@ -336,9 +385,10 @@ def parse_args(argv=None):
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--warmup-ratio", type=float, default=0.1, help="share of steps with linear lr warm-up")
     parser.add_argument("--max-grad-norm", type=float, default=1.0)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step")
-    parser.add_argument("--micro-batch", type=int, default=2, help="pairs per forward pass")
+    parser.add_argument("--micro-batch", type=int, default=2,
+                        help="pairs per forward pass (pairs sharing a prompt count one each but share a row)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
     parser.add_argument("--max-length", type=int, default=4096,
                         help="longest prompt + chosen + rejected, in tokens; longer pairs are skipped and counted")
@@ -385,7 +435,8 @@ def main(argv=None):
                                 lora_alpha=2 * args.lora_r, gradient_checkpointing=args.gradient_checkpointing)
     modeling.set_fast_kernels(model, device, args.attn)
     pad_id = tokenizer.pad_token_id
-    batches = micro_batches(pairs, args.micro_batch)
+    rows = group_pairs(pairs, max_pairs=max(args.micro_batch, PAIRS_PER_ROW))
+    batches = micro_batches(rows, args.micro_batch)
     order = schedule(batches, args.epochs, args.seed)
     per_step = args.batch_size // args.micro_batch
     total_steps = math.ceil(len(order) / per_step)
@@ -405,7 +456,8 @@ def main(argv=None):
         print(f"resuming {args.out} at step {start_step}/{total_steps}")
     else:
         started = time.time()
-        reference = reference_logprobs(model, pairs, batches, pad_id, device) if args.loss in NEEDS_REFERENCE else None
+        reference = reference_logprobs(model, rows, len(pairs), batches, pad_id, device) \
+            if args.loss in NEEDS_REFERENCE else None
         reference_seconds = time.time() - started
 
     def save(step):
@@ -418,7 +470,7 @@ def main(argv=None):
         save(0)  # the reference pass is not repeated after a kill
     metrics = training.open_metrics(args.out / "metrics.jsonl", start_step) if distributed.is_main() else None
     print(f"{len(pairs)} pairs (skipped: {skipped['bad']} malformed, {skipped['too_long']} longer than --max-length "
-          f"{args.max_length}), {len(batches)} micro-batches of {args.micro_batch}, "
+          f"{args.max_length}) in {len(rows)} packed rows, {len(batches)} micro-batches of up to {args.micro_batch}, "
           f"{total_steps} steps of up to {args.batch_size} pairs; loss {args.loss}, β {args.beta}, lr {args.lr}")
 
     model.train()
@@ -427,7 +479,7 @@ def main(argv=None):
                     disable=not distributed.is_main())
     for step in progress:
         step_batches = [batches[b] for b in order[step * per_step:(step + 1) * per_step]]
-        last = train_step(model, optimizer, scheduler, pairs, step_batches, reference, args, device, pad_id)
+        last = train_step(model, optimizer, scheduler, pairs, rows, step_batches, reference, args, device, pad_id)
         trained_pairs += last["pairs"]
         pairs_per_s = trained_pairs / (time.time() - started)
         if metrics:

@@ -19,7 +19,6 @@ from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from logprobs import head_logits
 
 ATTENTION = "itool_grouped"
 
@@ -34,11 +33,19 @@ def grouped_attention(module, query, key, value, attention_mask, scaling=None, d
     batch, heads, q, dim = query.shape
     groups = key.shape[1]
     scaling = module.head_dim ** -0.5 if scaling is None else scaling
+    if attention_mask is not None:  # keys that no query may see need no scores (sliding windows)
+        seen = (attention_mask[:, 0] == 0).any(dim=1).any(dim=0).nonzero()[:, 0]
+        first, last = seen[0].item(), seen[-1].item() + 1
+        if last - first < key.shape[2]:
+            key, value = key[:, :, first:last], value[:, :, first:last]
+            attention_mask = attention_mask[..., first:last]
     grouped = query.reshape(batch, groups, (heads // groups) * q, dim)
-    scores = torch.matmul(grouped, key.transpose(2, 3)) * scaling
+    # keys on the left: a slice of the cache buffer is then read as it lies (as the right operand,
+    # transposed, it would be copied into a contiguous tensor for every layer and token)
+    scores = torch.matmul(key, grouped.transpose(2, 3)).transpose(2, 3) * scaling
     if softcap is not None:
         scores = torch.tanh(scores / softcap) * softcap
-    scores = scores.view(batch, groups, heads // groups, q, -1)
+    scores = scores.reshape(batch, groups, heads // groups, q, -1)
     if attention_mask is not None:
         scores = scores + attention_mask[:, :, None]
     weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
@@ -68,8 +75,9 @@ class SlotLayer(DynamicLayer):
             self._publish()
 
     def _allocate(self, batch, heads, capacity, dim):
-        self.key_buffer = torch.zeros(batch, heads, capacity, dim, dtype=self.dtype, device=self.device)
-        self.value_buffer = torch.zeros_like(self.key_buffer)
+        # uninitialised: only the first `length` slots are ever read, and those are always written
+        self.key_buffer = torch.empty(batch, heads, capacity, dim, dtype=self.dtype, device=self.device)
+        self.value_buffer = torch.empty_like(self.key_buffer)
 
     def _publish(self):
         self.keys = self.key_buffer[:, :, :self.length]
@@ -217,27 +225,52 @@ class Rows:
         return cls(parts[0].model, layers, positions)
 
 
+def greedy_tokens(model, hidden):
+    """argmax of the LM head for each row of hidden [B, H]: the head weight [V, H] as the left
+    operand (it streams through memory once; the product's argmax needs no softcap, which is
+    monotone, and no fp32 copy of [B, V] logits)."""
+    weight = _unwrap(model).get_output_embeddings().weight
+    return torch.matmul(weight, hidden.to(weight.dtype).t()).argmax(dim=0)
+
+
 def last_hidden(hidden, token_lists):
     """[B, H] contiguous: each row's hidden state after its last fed token."""
     index = torch.tensor([len(t) - 1 for t in token_lists], device=hidden.device)
     return hidden[torch.arange(len(token_lists), device=hidden.device), index].contiguous()
 
 
-def prefill(model, prompts, pad_id=0, max_tokens=16384):
-    """Rows holding the given prompts, and each row's last hidden state [B, H]. Prompts are run
-    in length-sorted chunks of at most `max_tokens` padded tokens (attention scores grow with
-    rows × length²), then joined; the rows keep the order of `prompts`."""
+def common_prefix(prompts):
+    """Length of the token prefix every prompt shares, short of each prompt's last token (whose
+    hidden state each row needs of its own)."""
+    limit = min(map(len, prompts)) - 1
+    n = 0
+    while n < limit and all(p[n] == prompts[0][n] for p in prompts):
+        n += 1
+    return n
+
+
+def prefill(model, prompts, pad_id=0, max_tokens=2048):
+    """Rows holding the given prompts, and each row's last hidden state [B, H].
+
+    The prefix all prompts share (the instructions of a system prompt) is computed once and forked
+    into every row; the rest runs in length-sorted chunks of at most `max_tokens` padded tokens
+    (similar lengths waste little on padding), then the chunks are joined. The rows keep the
+    order of `prompts`."""
+    shared = common_prefix(prompts) if len(prompts) > 1 else 0
+    root = Rows.empty(model, 1)
+    if shared:
+        root.extend([prompts[0][:shared]], pad_id)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     parts, lasts, chunk = [], [], []
 
     def run(chunk):
-        rows = Rows.empty(model, len(chunk))
-        hidden = rows.extend([prompts[i] for i in chunk], pad_id)
+        rows = root.select([0] * len(chunk))
+        suffixes = [prompts[i][shared:] for i in chunk]
         parts.append(rows)
-        lasts.append(last_hidden(hidden, [prompts[i] for i in chunk]))
+        lasts.append(last_hidden(rows.extend(suffixes, pad_id), suffixes))
 
     for i in order:
-        if chunk and (len(chunk) + 1) * len(prompts[i]) > max_tokens:
+        if chunk and (len(chunk) + 1) * (len(prompts[i]) - shared) > max_tokens:
             run(chunk)
             chunk = []
         chunk.append(i)
@@ -251,32 +284,43 @@ def prefill(model, prompts, pad_id=0, max_tokens=16384):
 # --- greedy decoding ------------------------------------------------------------------------------
 
 @torch.inference_mode()
-def greedy(model, prompts, stop_ids, max_new_tokens, pad_id=0, compact=0.75):
+def greedy(model, prompts, stop_ids, max_new_tokens, pad_id=0, batch_size=32, compact=0.75):
     """Greedy continuations (token ids, stop token excluded) of each prompt's token ids.
 
-    Rows that stop leave the batch: the cache is compacted once the running rows fall to
-    `compact` of the batch (each compaction copies the cache, so not at every finished row)."""
-    rows, hidden = prefill(model, prompts, pad_id)
+    A pool of at most `batch_size` rows decodes together. Rows that stop leave it (the cache is
+    compacted once the running rows fall to `compact` of the pool: each compaction copies the
+    cache, so not at every finished row), and once half the pool has left, the next prompts are
+    prefilled and join, so that one long answer does not keep a nearly empty batch decoding."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)  # popped shortest first
     outputs = [[] for _ in prompts]
-    running = list(range(len(prompts)))  # prompt index of each row of `rows`
-    alive = [True] * len(prompts)
-    stop = torch.tensor(sorted(stop_ids), device=hidden.device)
-    for _ in range(max_new_tokens):
-        tokens = head_logits(model, hidden).argmax(dim=-1)
-        finished = torch.isin(tokens, stop).tolist()
-        for row, (index, token, done) in enumerate(zip(running, tokens.tolist(), finished)):
+    running, rows, hidden = [], None, None  # prompt index of each row of `rows`; its next input state
+    alive = [False] * len(prompts)
+    while True:
+        live = [row for row, index in enumerate(running) if alive[index]]
+        if order and len(live) <= batch_size // 2:
+            joining = [order.pop() for _ in range(min(batch_size - len(live), len(order)))]
+            new_rows, new_hidden = prefill(model, [prompts[i] for i in joining], pad_id)
+            if live:
+                rows = Rows.concat([rows.select(live), new_rows])
+                hidden = torch.cat([hidden[live], new_hidden])
+            else:
+                rows, hidden = new_rows, new_hidden
+            running = [running[row] for row in live] + joining
+            for index in joining:
+                alive[index] = True
+        elif not live:
+            return outputs
+        elif len(live) <= compact * len(running):
+            rows, hidden, running = rows.select(live), hidden[live], [running[row] for row in live]
+        tokens = greedy_tokens(model, hidden)
+        stops = torch.isin(tokens, torch.tensor(sorted(stop_ids), device=tokens.device)).tolist()
+        for index, token, stop in zip(running, tokens.tolist(), stops):
             if not alive[index]:
                 continue
-            if done:
+            if stop:
                 alive[index] = False
             else:
                 outputs[index].append(token)
-        live = [row for row, index in enumerate(running) if alive[index] and len(outputs[index]) < max_new_tokens]
-        if not live:
-            break
-        if len(live) <= compact * len(running):
-            rows = rows.select(live)
-            running = [running[row] for row in live]
-            tokens = tokens[live]
-        hidden = rows.extend([[t] for t in tokens.tolist()], pad_id)[:, -1].contiguous()
-    return outputs
+                alive[index] = len(outputs[index]) < max_new_tokens
+        if any(alive[index] for index in running):
+            hidden = rows.extend([[t] for t in tokens.tolist()], pad_id)[:, -1].contiguous()

@@ -4,7 +4,8 @@ An assistant answer (ToolACE data, BFCL benchmark) is either plain text or a cal
 
     calls := "[" call ("," call)* "]"
     call  := name "(" [arg ("," arg)*] ")"    name: letters, digits, spaces, "_", ".", "-"
-    arg   := ident "=" value                   ident: letters, digits, "_", "." (no digit first)
+    arg   := ident "=" value                   ident: letters, digits, "_", ".", "-", "$"
+                                               (a letter, "_" or "$" first)
     value := string | number | bool | null | "[" [value ("," value)*] "]"
            | "{" [string ":" value ("," string ":" value)*] "}"
 
@@ -14,9 +15,17 @@ is a float, otherwise an int. bool is True/False/true/false, null is None/null. 
 "[]" is not a call list: like BFCL, we read it as "no call", i.e. a text answer.
 Function names may contain spaces and dashes, so this is not Python and `ast.parse` cannot read
 it; a small recursive-descent parser over the string with a position index does instead.
+
+ToolACE's tool names go further: "/forex/signal", "Get Users' Messages", "Current Weather
+Conditions (Detailed)", "Is Mobile?", "Search & Product Details". No grammar for names can tell
+where such a name ends, but the record's own tool list can: given `names`, a known name at the
+start of a call, followed by optional spaces and "(", is the call's name (the longest such name
+wins); any other name is read by the grammar above. Argument names take "-" and "$" for the same
+reason ("sort-by", "$expand").
 """
 import json
 import math
+import re
 from collections import Counter
 from typing import NamedTuple
 
@@ -52,14 +61,19 @@ def _is_ident_char(ch):
     return ch.isalnum() or ch in "_."
 
 
-def _is_ident(s):
-    return (s[:1].isalpha() or s[:1] == "_") and all(map(_is_ident_char, s))
+def _is_arg_name_char(ch):
+    return ch.isalnum() or ch in "_.-$"
+
+
+def _is_arg_name(s):
+    return (s[:1].isalpha() or s[:1] in ("_", "$")) and all(map(_is_arg_name_char, s))
 
 
 class _Parser:
-    def __init__(self, text):
+    def __init__(self, text, names=()):
         self.text = text
         self.pos = 0
+        self.names = sorted({n for n in names if n}, key=len, reverse=True)  # "A (B)" before "A"
 
     def fail(self, message):
         raise CallSyntaxError(message, self.pos)
@@ -109,30 +123,50 @@ class _Parser:
 
     def call(self):
         self.peek()
-        start = self.pos
-        self.skip_while(_is_name_char)
-        name = self.text[start:self.pos].rstrip(" ")  # in "Name (" the space is not the name's
-        if not name:
-            self.fail("expected a function name")
+        name = self.known_name()
+        if name is None:
+            start = self.pos
+            self.skip_while(_is_name_char)
+            name = self.text[start:self.pos].rstrip(" ")  # in "Name (" the space is not the name's
+            if not name:
+                self.fail("expected a function name")
         self.expect("(")
         args = {}
         self.sequence(")", lambda: self.arg(args))
         return Call(name, args)
 
+    def known_name(self):
+        """A name of `names` at pos that "(" follows (spaces between allowed), taken; else None."""
+        for name in self.names:
+            if self.text.startswith(name, self.pos):
+                after = self.pos + len(name)
+                while after < len(self.text) and self.text[after].isspace():
+                    after += 1
+                if self.text[after:after + 1] == "(":
+                    self.pos += len(name)
+                    return name
+        return None
+
     def arg(self, args):
         self.peek()
         start = self.pos
-        key = self.ident()
+        key = self.arg_name()
         if key in args:  # an error in Python, and BFCL reads these answers as Python
             self.pos = start
             self.fail(f"duplicate argument {key!r}")
         self.expect("=")
         args[key] = self.value()
 
-    def ident(self):
+    def arg_name(self):
         start = self.pos
-        if not (self.text[start:start + 1].isalpha() or self.take("_")):
+        if not (self.text[start:start + 1].isalpha() or self.take("_$")):
             self.fail("expected an argument name")
+        self.skip_while(_is_arg_name_char)
+        return self.text[start:self.pos]
+
+    def word(self):
+        """A bare word such as true or None."""
+        start = self.pos
         self.skip_while(_is_ident_char)
         return self.text[start:self.pos]
 
@@ -152,7 +186,7 @@ class _Parser:
         if ch == "-" or _is_digit(ch):
             return self.number()
         if ch.isalpha():
-            word = self.ident()
+            word = self.word()
             if word in _WORDS:
                 return _WORDS[word]
         self.pos = start
@@ -228,17 +262,43 @@ class _Parser:
         return int(digits, 16)
 
 
-def parse_calls(text: str) -> list[Call]:
-    """The calls of `text`, which must be exactly one call list; raises CallSyntaxError."""
-    return _Parser(text).calls()
+def parse_calls(text: str, names=None) -> list[Call]:
+    """The calls of `text`, which must be exactly one call list; raises CallSyntaxError.
+
+    `names`, the record's tool names, lets a call name hold any character (see the module's doc).
+    """
+    return _Parser(text, names or ()).calls()
 
 
-def parse_answer(text: str) -> list[Call] | None:
+def parse_answer(text: str, names=None) -> list[Call] | None:
     """The calls if `text` is a call list, else None: a text answer. Never raises."""
     try:
-        return parse_calls(text)
+        return parse_calls(text, names)
     except (ValueError, RecursionError):  # ValueError also covers ints of > 4300 digits
         return None
+
+
+_OPENERS = "[{(<"
+_EMPTY_LIST = re.compile(r"\[\s*\]")
+_BARE_CALL = re.compile(r"[^\W\d][\w.-]*\(")  # a letter or "_" first: "3(a)" is prose
+
+
+def looks_like_call(text: str) -> bool:
+    """Whether `text` is an attempted call list, well-formed or not.
+
+    The rule: its first non-space character opens a bracket ("[", "{", "(" or "<"), or it begins
+    with a bare function name and "(" (letters, digits, "_", ".", "-": `get_weather(city="Rome")`).
+    The empty list "[]" is not an attempt: it means "no call", as in BFCL. In ToolACE, text answers
+    begin with a word, markdown ("#", "**", "1.") or a quote, while call attempts begin with a
+    bracket: the grammar's "[Name(...)]" and the ad-hoc syntaxes some records ask for instead
+    ("{Name|{'k'-"v"}}", "(<Name>=>{...})", "[Name:['k':v]]"). So an answer that fails to parse and
+    opens a bracket is a malformed call, not prose. Prose that opens with a bracket (a markdown link
+    "[see here](...)", an aside "(Note: ...)") is misread as a call: ToolACE has none.
+    """
+    head = text.strip()
+    if head and head[0] in _OPENERS:  # "" is in every string: test the first character
+        return not _EMPTY_LIST.fullmatch(head)
+    return bool(_BARE_CALL.match(head))
 
 
 def format_value(value) -> str:
@@ -263,19 +323,27 @@ def format_value(value) -> str:
     raise TypeError(f"cannot print a {type(value).__name__}")
 
 
-def format_calls(calls: list[Call]) -> str:
-    """Canonical call list: [Name(a="x", b=2.5), Other()]."""
+def format_calls(calls: list[Call], names=None) -> str:
+    """Canonical call list: [Name(a="x", b=2.5), Other()].
+
+    A name outside the grammar (say "/forex/signal") prints only when it is one of `names`, and
+    reads back only with them: parse_calls(format_calls(calls, names), names) == calls.
+    """
     if not calls:
         raise ValueError("a call list needs at least one call")  # "[]" would read back as text
-    return "[" + ", ".join(map(_format_call, calls)) + "]"
+    known = set(names or ())
+    return "[" + ", ".join(_format_call(call, known) for call in calls) + "]"
 
 
-def _format_call(call):
+def _format_call(call, known):
     name, args = call
-    if not name or name.strip(" ") != name or not all(map(_is_name_char, name)):
-        raise ValueError(f"invalid function name {name!r}")
+    in_grammar = all(map(_is_name_char, name))
+    printable = name and name.strip() == name and (in_grammar or (name in known and name.isprintable()))
+    if not printable:
+        hint = "" if in_grammar or name in known else " (not in the grammar: pass the tool names)"
+        raise ValueError(f"invalid function name {name!r}{hint}")
     for key in args:
-        if not _is_ident(key):
+        if not _is_arg_name(key):
             raise ValueError(f"invalid argument name {key!r}")
     return f"{name}(" + ", ".join(f"{k}={format_value(v)}" for k, v in args.items()) + ")"
 
@@ -306,10 +374,13 @@ def same_calls(a: list[Call], b: list[Call]) -> bool:
     return Counter(map(key, a)) == Counter(map(key, b))
 
 
-def answers_match(predicted: str, gold: str) -> bool:
-    """Outcome check: the same calls as a gold call list, or any text for a gold text answer."""
-    gold_calls = parse_answer(gold)
-    predicted_calls = parse_answer(predicted)
+def answers_match(predicted: str, gold: str, names=None) -> bool:
+    """Outcome check: the same calls as a gold call list, or any text for a gold text answer.
+
+    `names` (the record's tool names) is passed to the parser for both answers.
+    """
+    gold_calls = parse_answer(gold, names)
+    predicted_calls = parse_answer(predicted, names)
     if gold_calls is None:
         return predicted_calls is None
     return predicted_calls is not None and same_calls(predicted_calls, gold_calls)

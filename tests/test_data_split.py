@@ -31,16 +31,19 @@ def split_dir(tmp_path_factory):
 def test_split_is_by_conversation(split_dir):
     warm = [s for level in ("easy", "medium", "hard") for s in records.read_jsonl(split_dir / f"{level}.jsonl")]
     rl = records.read_jsonl(split_dir / "rl.jsonl")
-    assert not {s["conversation"] for s in warm} & {s["conversation"] for s in rl}
-    n_conversations = len({s["conversation"] for s in warm + rl})
-    assert n_conversations == 300
-    assert len({s["conversation"] for s in rl}) == 30  # 10 %
+    test = records.read_jsonl(split_dir / "test.jsonl")
+    conversations = [{s["conversation"] for s in part} for part in (warm, rl, test)]
+    assert not conversations[0] & conversations[1] and not conversations[0] & conversations[2]
+    assert not conversations[1] & conversations[2]
+    assert len(set.union(*conversations)) == 300
+    assert (len(conversations[1]), len(conversations[2])) == (45, 30)  # 15 % and 10 %
     # every assistant turn of every conversation is a sample, exactly once
-    ids = [s["id"] for s in warm + rl]
+    ids = [s["id"] for s in warm + rl + test]
     assert len(ids) == len(set(ids))
     expected = sum(t["from"] == "assistant" for r in records.read_jsonl(split_dir.parent / "toolace.jsonl")
                    for t in r["conversations"])
     assert len(ids) == expected
+    assert json.loads((split_dir / "stats.json").read_text())["test"]["conversations"] == 30
 
 
 def test_thirds_equal_and_ordered_by_difficulty(split_dir):
@@ -90,7 +93,8 @@ def write_records(path, rows):
 @pytest.mark.parametrize("breakage, message", [
     (lambda r: r.pop("system"), "missing or non-string 'system'"),
     (lambda r: r["conversations"][0].update({"from": "robot"}), "turn 0 must be"),
-    (lambda r: r.update({"system": "no tools here"}), "no JSON tool list"),
+    (lambda r: r.update({"system": "no tools here"}), "turn 1: calls"),  # a tool-less record that calls
+    (lambda r: r.update({"system": records.TOOLS_INTRO + "\n[{\"name\": \"f\",}]"}), "not valid JSON"),
     (lambda r: r.update({"conversations": [c for c in r["conversations"] if c["from"] != "assistant"]}), "no assistant turn"),
 ])
 def test_malformed_record_error_names_file_and_record(tmp_path, suffix, breakage, message):
@@ -137,7 +141,7 @@ def test_tools_from_system_finds_the_list_in_other_phrasings():
     assert records.tools_from_system(records.render_system(tools)) == tools
     other = "Tools [see below]:\n" + json.dumps(tools) + "\nAnswer [briefly]."
     assert records.tools_from_system(other) == tools
-    assert records.tools_from_system("no tools [at all]") is None
+    assert records.tools_from_system("no tools [at all]") == []
 
 
 def test_hub_loading_code_reads_a_local_dataset_folder(tmp_path):

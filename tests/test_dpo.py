@@ -128,23 +128,37 @@ def test_orpo_loss_is_lambda_times_the_log_odds_ratio_term():
 
 # --- packing chosen and rejected into one row -----------------------------------------------------
 
-def test_packed_row_gives_the_log_probs_of_separate_rows(tiny_model_dir, tiny_tokenizer, synthetic_samples, start_adapter):
+def test_packed_rows_give_the_log_probs_of_separate_rows(tiny_model_dir, tiny_tokenizer, synthetic_samples, start_adapter):
     """In fp32, so that only a wrong mask or position could make them differ; the prompts are longer
-    than the tiny model's 256-token sliding window, so its window is checked too."""
+    than the tiny model's 256-token sliding window, so its window is checked too. Pairs that share
+    a prompt (siblings of one search node: one chosen, several rejected) share a packed row."""
     model = modeling.load_model(tiny_model_dir, adapter=str(start_adapter)).float()
     eot = modeling.end_of_turn_id(tiny_tokenizer)
     pairs = [dpo.encode_pair(tiny_tokenizer, p, eot, 10**6, p["id"]) for p in make_pairs(synthetic_samples, 6)]
+    prompt, chosen, _ = pairs[0]
+    pairs += [(prompt, chosen, pairs[3][2]), (prompt, pairs[4][1], pairs[5][2])]  # two more at pair 0's node
     assert max(len(prompt) for prompt, _, _ in pairs) > model.config.sliding_window
+    rows = dpo.group_pairs(pairs, max_pairs=4)
+    assert len(rows) == 6 and len(rows[0][2]) == 3 and len(rows[0][1]) == 5  # chosen once, four others
     with torch.no_grad():
         for attn in ("eager", "sdpa"):
             model.set_attn_implementation(attn)
-            batch = dpo.pack(pairs, tiny_tokenizer.pad_token_id, model.config, torch.device("cpu"), torch.float32)
+            batch = dpo.pack(rows, tiny_tokenizer.pad_token_id, model.config, torch.device("cpu"), torch.float32)
             chosen, rejected = dpo.pair_logprobs(model, batch)
+            assert sorted(batch["pair_ids"]) == list(range(len(pairs)))
             for side, packed in ((1, chosen), (2, rejected)):
-                rows = [(pair[0], pair[side]) for pair in pairs]
-                separate = torch.cat([sequence_logprobs(model, *collate([row], tiny_tokenizer.pad_token_id))[0]
-                                      for row in rows])
+                separate = torch.cat([sequence_logprobs(model, *collate([(pairs[i][0], pairs[i][side])],
+                                                                        tiny_tokenizer.pad_token_id))[0]
+                                      for i in batch["pair_ids"]])
                 assert torch.allclose(packed, separate, rtol=1e-5, atol=1e-3), attn
+
+
+def test_micro_batches_hold_whole_rows_of_up_to_the_pair_budget():
+    rows = [([1] * n, [[2]], [(i, 0, 0)] * k) for i, (n, k) in enumerate([(5, 1), (3, 3), (9, 1), (4, 2), (7, 5)])]
+    batches = dpo.micro_batches(rows, size=3)
+    assert sorted(i for b in batches for i in b) == list(range(5))
+    for batch in batches:
+        assert len(batch) == 1 or sum(len(rows[i][2]) for i in batch) <= 3
 
 
 # --- the stage ------------------------------------------------------------------------------------

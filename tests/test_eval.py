@@ -650,7 +650,8 @@ def test_report_puts_checkpoints_side_by_side_with_paired_differences_and_plots(
     assert [r.split(" | ")[0][2:] for r in table] == ["base", "warmup", "iter_1", "iter_2", "iter_10", "my-adapter"]
     warmup = table[1].split(" | ")
     assert warmup[1] == f"170 / {sum(map(bfcl.category_size, bfcl.TEST_COLLECTION_MAPPING['all']))}"
-    assert warmup[3] == "30.00" and warmup[-1] == "20.00 |"  # Non-live; API-Bank L2 (1.5 of 10 rounds to 2)
+    assert warmup[3] == "30.00" and warmup[-2] == "20.00"  # Non-live; API-Bank L2 (1.5 of 10 rounds to 2)
+    assert warmup[-1] == "– |"  # no held-out split scored
     assert "| live_simple | 10.00 | 40.00 | 50.00 | 60.00 | 70.00 | 30.00 |" in section(text, "## BFCL-v3 per category")
     assert section(text, "## Diagnostic").count("| simple |") == 1 and "| simple | 0.00 | 30.00 | 40.00 | 60.00 |" in text
     assert "| multi_turn_base | 1.50 | 1.50 |" in section(text, "## Generation time per item")

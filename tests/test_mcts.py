@@ -108,6 +108,18 @@ def test_pairs_need_rolled_out_children_and_the_outcome_behind_them():
     assert pair["chosen_ends"] is True and pair["rejected_ends"] is True
 
 
+def test_more_pairs_per_node_take_the_next_lowest_siblings_that_qualify():
+    tree = []
+    root = mcts.add_node(tree, None, Step("", False), max_depth=10)
+    terminal(tree, root, "[A(x=1)]", 1, 1.0)
+    terminal(tree, root, "[A(x=2)]", -1, -1.2)
+    terminal(tree, root, "[A(x=3)]", -1, -1.0)
+    terminal(tree, root, "[A(x=1.0)]", 1, 0.5)  # correct as well: never a rejected
+    pairs = mcts.preference_pairs(tree, SAMPLE, gap=0.1, per_node=3)
+    assert [p["rejected"] for p in pairs] == ["[A(x=2)]", "[A(x=3)]"] and [p["id"] for p in pairs] == ["s1:0", "s1:0:1"]
+    assert len(mcts.preference_pairs(tree, SAMPLE, gap=0.1, per_node=1)) == 1
+
+
 def test_no_pair_on_grades_alone_nor_between_equivalent_answers():
     tree = []
     root = mcts.add_node(tree, None, Step("", False), max_depth=10)
@@ -139,11 +151,13 @@ def test_every_pair_is_backed_by_its_outcomes(spec, gap):
                              max_depth=99)
         node.update(Q=q, N=visits, outcome=result)
     reached = mcts.correct_below(tree)
-    pairs = mcts.preference_pairs(tree, SAMPLE, gap, margin=1.0)
+    pairs = mcts.preference_pairs(tree, SAMPLE, gap, margin=1.0, per_node=2)
+    assert len({p["id"] for p in pairs}) == len(pairs)
     for pair in pairs:
         node = tree[int(pair["id"].split(":")[1])]
         evaluated = [tree[i] for i in node["children"] if tree[i]["N"] > 0 or tree[i]["terminal"]]
-        assert pair["q_chosen"] == max(c["Q"] for c in evaluated) and pair["q_rejected"] == min(c["Q"] for c in evaluated)
+        assert pair["q_chosen"] == max(c["Q"] for c in evaluated)
+        assert pair["q_rejected"] in sorted(c["Q"] for c in evaluated)[:2]  # the lowest two of the node
         decisive = pair["chosen_correct"] and not pair["rejected_correct"]
         assert (decisive and pair["q_chosen"] > pair["q_rejected"] + gap) or pair["q_chosen"] - pair["q_rejected"] >= 1.0
         assert pair["prefix"] == node["answer"]

@@ -108,6 +108,13 @@ def test_micro_batches_stay_within_the_token_budget():
         assert len(group) == 1 or width * len(group) <= 256
 
 
+def test_no_examples_make_no_micro_batch():
+    # a rank's share of a step is empty when the step has fewer samples than ranks (NGPU=2,
+    # --batch-size 1); an empty micro-batch would reach collate, which cannot pad nothing
+    assert sft.micro_batches([], 256) == []
+    assert sft.micro_batches([([1] * 5, [2])], 256) == [[([1] * 5, [2])]]
+
+
 # --- the loss -----------------------------------------------------------------------------------
 
 def test_only_answer_tokens_carry_loss(tiny_model_dir, tiny_tokenizer, synthetic_samples):

@@ -53,7 +53,8 @@ def test_steps_concatenate_to_the_text(text):
     steps = split_steps(text)
     assert "".join(steps) == text
     assert all(steps)
-    assert first_step_end(text) in ((len(steps[0]),) if len(steps) > 1 else (None,))
+    # the first cut ends the first step; a call step may end right at the end of the text ("[A(),")
+    assert first_step_end(text) in ((len(steps[0]),) if len(steps) > 1 else (None, len(text)))
 
 
 @pytest.mark.parametrize("text, steps", [

@@ -9,8 +9,8 @@ import pytest  # noqa: E402
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 from toolcalls import (  # noqa: E402
-    Call, CallSyntaxError, answers_match, canonical, format_calls, format_value, parse_answer, parse_calls,
-    same_calls,
+    Call, CallSyntaxError, answers_match, canonical, format_calls, format_value, looks_like_call, parse_answer,
+    parse_calls, same_calls,
 )
 
 FAST = settings(max_examples=200, deadline=None)
@@ -199,6 +199,101 @@ def test_text_answers_parse_to_none(text):
 
 def test_parse_answer_allows_surrounding_whitespace():
     assert parse_answer("\n [A()] \n") == [Call("A", {})]
+
+
+# ---- names from the record's tool list (ToolACE's own names)
+
+TOOLACE_NAMES = [  # from the real data: none of them is a name of the grammar
+    "/forex/signal", "Get All Employees' Payment Cards", "Current Weather Conditions (Detailed)", "Is Mobile?",
+    "Search & Product Details", "Latest SPAC Deals, IPOs, Closings", "Seasonal Goal Analysis: Scoring First",
+    "/api/v1/beyblades/{id}", "API V2 | Market Estimate Fiat/Crypto-to-Crypto", "M4.5+ Earthquakes, Past 7 Days",
+]
+
+
+@pytest.mark.parametrize("name", TOOLACE_NAMES)
+def test_known_names_hold_any_character(name):
+    text = f'[{name}(x=1), {name} (y="a, b)"), Other()]'
+    assert parse_answer(text) is None  # the grammar alone cannot tell where such a name ends
+    assert parse_calls(text, names=[name, "Other"]) == [Call(name, {"x": 1}), Call(name, {"y": "a, b)"}), Call("Other", {})]
+    calls = parse_calls(text, names=[name, "Other"])
+    assert parse_calls(format_calls(calls, names=[name]), names=[name]) == calls
+
+
+def test_real_answers_with_toolace_names():
+    # record excerpts of ToolACE's training data
+    text = '[Free Exchange Rates(from_currency="USD", to_currency="EUR", amount=5000.0), /forex/signal(symbol="EUR/USD")]'
+    names = ["Free Exchange Rates", "/forex/signal", "Currency Converter"]
+    assert parse_calls(text, names) == [
+        Call("Free Exchange Rates", {"from_currency": "USD", "to_currency": "EUR", "amount": 5000.0}),
+        Call("/forex/signal", {"symbol": "EUR/USD"})]
+    text = '[Current Weather Conditions (Detailed)(longitude="114.0579", latitude="22.5431")]'
+    assert parse_calls(text, ["Current Weather Conditions (Detailed)"])[0].args == {
+        "longitude": "114.0579", "latitude": "22.5431"}
+
+
+def test_the_longest_known_name_wins_and_needs_a_paren():
+    names = ["Moving Average", "Moving Average (MA)", "Get Data"]
+    text = "[Moving Average (MA)(period=5), Moving Average(period=3), Get Data Now(x=1)]"
+    assert [c.name for c in parse_calls(text, names)] == ["Moving Average (MA)", "Moving Average", "Get Data Now"]
+    # a known name that "(" does not follow is no call name: the grammar reads the call instead
+    assert parse_calls("[Get Data2()]", ["Get Data"]) == [Call("Get Data2", {})]
+
+
+def test_argument_names_take_dashes_and_dollars():
+    text = '[GET Valorant User Information(riot-id="Phoenix", tag="EUW1"), List(sort-by="popularity", $expand="x")]'
+    calls = parse_calls(text)
+    assert [list(c.args) for c in calls] == [["riot-id", "tag"], ["sort-by", "$expand"]]
+    assert format_calls(calls) == text
+    for bad in ("[A(-x=1)]", "[A(1x=1)]", "[A(x y=1)]"):
+        assert parse_answer(bad) is None
+
+
+def test_names_outside_the_grammar_print_only_when_known():
+    call = Call("Is Mobile?", {"phone": "+44"})
+    with pytest.raises(ValueError, match="pass the tool names"):
+        format_calls([call])
+    assert format_calls([call], names=["Is Mobile?"]) == '[Is Mobile?(phone="+44")]'
+    for name in (" Is Mobile?", "Is\nMobile?", ""):  # could not read back even when known
+        with pytest.raises(ValueError):
+            format_calls([Call(name, {})], names=[name])
+
+
+def test_answers_match_with_names():
+    names = ["Is Mobile?", "Format Number"]
+    gold = '[Format Number(phone="+44-207"), Is Mobile?(phone="+44-207")]'
+    assert answers_match('[Is Mobile?(phone="+44-207"), Format Number(phone="+44-207")]', gold, names)
+    assert not answers_match('[Is Mobile?(phone="+1"), Format Number(phone="+44-207")]', gold, names)
+    assert not answers_match("It is a mobile number.", gold, names)
+    assert answers_match("Which number?", "I need the number.", names)  # a text gold: unchanged
+
+
+# ---- attempted calls
+
+@pytest.mark.parametrize("text", [
+    "[A(x=1)]", "[A(x=1)", "[", "  [get_weather(city='Rome'", 'get_weather(city="Rome")', "_f()",
+    # ToolACE's records that prescribe their own call syntax
+    "[Get User Aliases:['id':76561198025104164], Get User Aliases:['id':76561198044919816]]",
+    "([predict_insulin_dosage]:(patient_profile:{'age': 25, 'weight': 70.0}))",
+    "(<libraryEventScheduler>=>{\"eventDetails\"~[{'eventType': 'reading'}]})",
+    "{Get IMAP and SMTP Access|{'inboxId'-\"1234\"}, Get IMAP and SMTP Access|{'inboxId'-\"5678\"}}",
+    "<Get All Districts with Coordinates>:[]",
+    "[Get Total Icons]:()",
+])
+def test_attempted_calls(text):
+    assert looks_like_call(text)
+
+
+@pytest.mark.parametrize("text", [
+    # ToolACE's text answers
+    "The phone number 408-555-1234 has been formatted as (408) 555-1234 and it is valid.",
+    '"[No Need to Ask]"',
+    "### Boeing 747\n\nThe Boeing 747, often referred to as the \"Queen of the Skies,\" is a large airliner.",
+    "**Drivers:**\n1. **Lewis Hamilton**",
+    "I cannot directly call any functions because there are no available functions in the provided list.",
+    "[]", " [ ] ", "", "   ", "3(a) of the rules applies.", "The function(s) above cannot help.",
+])
+def test_text_is_no_attempted_call(text):
+    assert not looks_like_call(text)
 
 
 # ---- printing

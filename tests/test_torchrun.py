@@ -16,7 +16,8 @@ from conftest import REPO, copy_checkout, make
 RUN = "ddp"
 # one sample per forward in both runs, so that both compute the same per-sample numbers in bf16
 SFT_FLAGS = ["--max-steps", "4", "--batch-size", "4", "--micro-batch-tokens", "1", "--lr", "2e-3"]
-MCTS_FLAGS = ["--max-samples", "4", "--simulations", "2", "--k", "2", "--max-depth", "3", "--max-step-tokens", "12"]
+MCTS_FLAGS = ["--max-samples", "4", "--simulations", "2", "--k", "2", "--max-depth", "3", "--max-step-tokens", "12",
+              "--batch-samples", "2"]  # two batches: one per rank
 DPO_FLAGS = ["--epochs", "1", "--batch-size", "4", "--micro-batch", "1"]
 VARS = [f"RUN={RUN}", "MODEL=tiny", "SAMPLES=40", "ALPHA=50", f"SFT_ARGS={' '.join(SFT_FLAGS)}",
         f"MCTS_ARGS={' '.join(MCTS_FLAGS)}", f"DPO_ARGS={' '.join(DPO_FLAGS)}"]
@@ -93,3 +94,18 @@ def test_dpo_with_two_ranks_trains_the_adapter_of_one_process(checkout, tmp_path
     warmup = load_file(str(checkout / f"checkpoints/{RUN}/warmup/adapter_model.safetensors"))
     trained = load_file(str(checkout / f"checkpoints/{RUN}/iter_1/adapter_model.safetensors"))
     assert any(not torch.equal(warmup[k], trained[k]) for k in warmup), "DPO left the adapter unchanged"
+
+
+def test_warmup_with_fewer_samples_per_step_than_ranks(tmp_path):
+    """--batch-size 1 under two ranks: every step leaves one rank without a sample; that rank adds a
+    zero gradient and the update is still the single process's."""
+    checkout = copy_checkout(tmp_path / "checkout")
+    make(checkout, "split", "RUN=tiny-steps", "SAMPLES=30")
+    flags = ["--model", "tiny", "--splits-dir", "data/tiny-steps/splits", "--max-steps", "3", "--batch-size", "1",
+             "--lr", "2e-3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ITOOL_BASE_DIR": str(REPO / "checkpoints" / "base")}
+    two = subprocess.run([str(REPO / ".venv/bin/torchrun"), "--standalone", "--nproc_per_node=2", "stages/02_sft.py",
+                          *flags, "--out", str(tmp_path / "two")], cwd=checkout, env=env, capture_output=True, text=True)
+    assert two.returncode == 0, two.stderr[-3000:]
+    single_process(checkout, "02_sft.py", *flags[2:], "--out", str(tmp_path / "one"))
+    same_adapter(tmp_path / "one", tmp_path / "two", atol=1e-5)
