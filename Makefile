@@ -29,6 +29,8 @@ DPO_LR     ?= 5e-5#           learning rate of stage 06 (paper: 5e-5, with LoRA)
 CKPT       ?= base#           what `make eval` scores: base | warmup | iter_K | adapter dir
 LIMIT      ?= 0#              eval items per category (0 = all)
 HELDOUT_LIMIT ?= 0#           held-out split items to score (0 = all)
+YARDSTICK  ?= ../shared/data/toolace/toolace_sample.json#  ToolACE-format data make ladder also scores (never trained on)
+YARDSTICK_LIMIT ?= 0#         yardstick items to score (0 = all)
 CATEGORIES ?= all#            eval categories, comma-separated
 SFT_ARGS   ?=#                extra flags for stages/02_sft.py   (e.g. --epochs 2)
 MCTS_ARGS  ?=#                extra flags for stages/05_mcts.py  (e.g. --simulations 8)
@@ -64,16 +66,18 @@ CFG_SELECT := $(call config,select,ALPHA=$(ALPHA) STRATIFY=$(STRATIFY))
 CFG_MCTS   := $(call config,mcts,SEED=$(SEED) $(MCTS_ARGS))
 CFG_DPO    := $(call config,dpo,LOSS=$(LOSS) BETA=$(BETA) DPO_LR=$(DPO_LR) SEED=$(SEED) $(DPO_ARGS))
 
-# Shared modules, as dependencies of the stages that import them.
-LIB_DATA  := stages/records.py stages/toolcalls.py stages/steps.py
-LIB_MODEL := $(LIB_DATA) stages/modeling.py stages/logprobs.py stages/distributed.py stages/generation.py
-LIB_TRAIN := $(LIB_MODEL) stages/training.py
+# The shared library (stages/itool/), as dependencies of the stages that import it.
+PKG       := stages/itool
+LIB_DATA  := $(PKG)/records.py $(PKG)/files.py $(PKG)/toolcalls.py $(PKG)/steps.py
+LIB_MODEL := $(LIB_DATA) $(PKG)/modeling.py $(PKG)/logprobs.py $(PKG)/distributed.py $(PKG)/generation.py
+LIB_TRAIN := $(LIB_MODEL) $(PKG)/training.py
+LIB_SYNTHETIC := $(PKG)/synthetic.py $(PKG)/synthetic_catalogue.txt
 
 WARMUP := $(C)/warmup/$(ADAPTER)
 policy = $(if $(filter 0,$(1)),$(WARMUP),$(C)/iter_$(1)/$(ADAPTER))
 MODEL_FLAGS := --model $(MODEL) --qlora $(QLORA)
 
-.PHONY: help setup test test-slow data split warmup iterate eval report bench clean
+.PHONY: help setup test test-slow data split warmup iterate eval report ladder bench clean
 
 help:
 	@echo "iTool: iterative reinforced fine-tuning for tool use"
@@ -88,6 +92,7 @@ help:
 	@echo "  iterate    warm-up, then ITER rounds of 03 perplexity -> 04 select -> 05 MCTS -> 06 DPO"
 	@echo "  eval       BFCL-v3 + API-Bank of CKPT -> $(R)/<CKPT>/"
 	@echo "  report     base vs warm-up vs iterations table and accuracy-vs-iteration plot"
+	@echo "  ladder     base, mixed SFT, warm-up, iterations 1..ITER on the same items -> $(R)/ladder/"
 	@echo "  bench      throughput/memory benchmarks against TRL and naive baselines"
 	@echo "  clean      remove data/$(RUN), checkpoints/$(RUN) and $(R)"
 	@echo
@@ -103,12 +108,13 @@ print-%:
 TORCH_INDEX ?=#  e.g. https://download.pytorch.org/whl/cpu for a CPU-only machine without the local wheel
 
 setup: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-eval-nodeps.txt
+$(VENV)/.installed: requirements.txt requirements-eval-nodeps.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $$(grep '^torch==' requirements.txt)
 	$(VENV)/bin/pip install -q -r requirements.txt
 	$(VENV)/bin/pip install -q --no-deps -r requirements-eval-nodeps.txt  # bfcl-eval without its provider SDKs
+	$(VENV)/bin/pip install -q --no-deps -e .  # itool (stages/itool/) and eval/ as packages, editable: see pyproject.toml
 	@touch $@
 
 test: $(VENV)/.installed
@@ -120,7 +126,7 @@ test-slow: $(VENV)/.installed  # TRL too: the slow bench test runs the TRL peers
 
 # --- data -----------------------------------------------------------------------------------------
 data: $(D)/toolace.jsonl
-$(D)/toolace.jsonl: stages/00_data.py stages/synthetic.py $(LIB_DATA) $(CFG_DATA) $(wildcard $(DATA))
+$(D)/toolace.jsonl: stages/00_data.py $(LIB_SYNTHETIC) $(LIB_DATA) $(CFG_DATA) $(wildcard $(DATA))
 	$(PY) stages/00_data.py --data $(DATA) --samples $(SAMPLES) --seed $(SEED) $(if $(filter 1,$(SKIP_BAD)),--skip-bad) --out $@
 
 # The split writes easy/medium/hard/rl.jsonl, then stats.json last: stats.json stands for all five.
@@ -145,7 +151,7 @@ $(D)/iter_$(1)/hard.jsonl: stages/04_select_hard.py $(D)/iter_$(1)/buffer.jsonl 
 	$(PY) stages/04_select_hard.py --buffer $(D)/iter_$(1)/buffer.jsonl --samples $(D)/splits/rl.jsonl \
 		--alpha $(ALPHA) $(if $(filter 1,$(STRATIFY)),--stratify) --out $$@
 
-$(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py stages/outcome.py stages/self_eval_prompt.txt $(D)/iter_$(1)/hard.jsonl $(2) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_MCTS)
+$(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py $(PKG)/outcome.py stages/self_eval_prompt.txt $(D)/iter_$(1)/hard.jsonl $(2) $(LIB_MODEL) $(CFG_POLICY) $(CFG_MCTS)
 	$(LAUNCH) stages/05_mcts.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/iter_$(1)/hard.jsonl \
 		--out $$@ --trees-dir $(D)/iter_$(1)/trees --seed $(SEED) $(MCTS_ARGS)
 
@@ -156,6 +162,12 @@ endef
 $(foreach k,$(ITERS),$(eval $(call iteration,$(k),$(call policy,$(word $(k),0 $(ITERS))))))
 
 iterate: $(call policy,$(ITER))
+
+# The ladder's second rung: the warm-up trained on the same data in random order (paper Fig. 4).
+MIXED := $(C)/warmup_mixed/$(ADAPTER)
+$(MIXED): stages/02_sft.py $(SPLIT) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
+	$(LAUNCH) stages/02_sft.py $(MODEL_FLAGS) --splits-dir $(D)/splits --out $(C)/warmup_mixed \
+		--curriculum mixed --lr $(LR) --seed $(SEED) $(SFT_ARGS)
 
 # --- evaluation, report, benchmarks ------------------------------------------------------------------
 # make eval CKPT=base|warmup|iter_K|<adapter dir>: BFCL-v3, API-Bank and the run's held-out split ->
@@ -177,16 +189,35 @@ $(E)/bfcl_scores.json: eval/bfcl.py eval/common.py $(CKPT_ADAPTER) $(LIB_MODEL) 
 $(E)/api_bank_scores.json: eval/api_bank.py eval/common.py $(CKPT_ADAPTER) $(LIB_MODEL) $(CFG_API_BANK) $(wildcard $(API_BANK)/level-*-api.json)
 	$(PY) eval/api_bank.py $(EVAL_FLAGS) --data-dir $(API_BANK)
 
-$(E)/heldout_scores.json: eval/heldout.py eval/common.py stages/outcome.py $(CKPT_ADAPTER) $(LIB_MODEL) $(CFG_HELDOUT) $(SPLIT)
+$(E)/heldout_scores.json: eval/heldout.py eval/common.py $(PKG)/outcome.py $(CKPT_ADAPTER) $(LIB_MODEL) $(CFG_HELDOUT) $(SPLIT)
 	$(PY) eval/heldout.py $(MODEL_FLAGS) $(if $(CKPT_ADAPTER),--adapter $(dir $(CKPT_ADAPTER))) --out $(E) \
 		--samples $(D)/splits/test.jsonl --limit $(HELDOUT_LIMIT) $(EVAL_ARGS)
 
-$(E)/summary.json: eval/summarize.py $(E)/bfcl_scores.json $(E)/api_bank_scores.json $(E)/heldout_scores.json
+# The yardstick: YARDSTICK through stage 00 (malformed records skipped, counted in its data_stats.json),
+# every assistant turn an item, scored like the held-out split. Only make ladder asks for it.
+YD := data/yardsticks/$(basename $(notdir $(YARDSTICK)))
+CFG_YARDSTICK := $(call config,eval-$(CKPT_NAME)-yardstick,MODEL=$(MODEL) QLORA=$(QLORA) CKPT=$(CKPT) YARDSTICK=$(YARDSTICK) YARDSTICK_LIMIT=$(YARDSTICK_LIMIT) $(EVAL_ARGS))
+$(YD)/toolace.jsonl: stages/00_data.py $(LIB_DATA) $(wildcard $(YARDSTICK))
+	$(PY) stages/00_data.py --data $(YARDSTICK) --skip-bad --out $@
+
+$(E)/toolace_scores.json: eval/heldout.py eval/common.py $(PKG)/outcome.py $(CKPT_ADAPTER) $(LIB_MODEL) $(CFG_YARDSTICK) $(YD)/toolace.jsonl
+	$(PY) eval/heldout.py $(MODEL_FLAGS) $(if $(CKPT_ADAPTER),--adapter $(dir $(CKPT_ADAPTER))) --out $(E) \
+		--samples $(YD)/toolace.jsonl --name toolace --limit $(YARDSTICK_LIMIT) $(EVAL_ARGS)
+
+$(E)/summary.json: eval/summarize.py $(E)/bfcl_scores.json $(E)/api_bank_scores.json $(E)/heldout_scores.json \
+		$(if $(filter 1,$(WITH_YARDSTICK)),$(E)/toolace_scores.json)
 	$(PY) eval/summarize.py --dir $(E) --name $(CKPT_NAME)
 
 # Renders whatever summaries exist (seconds); depending on them would re-run the eval of CKPT.
 report:
-	$(PY) eval/report.py --results $(R)
+	$(PY) eval/report.py --results $(R) --data $(D)
+
+# make ladder: every rung scored on the same items (make eval with the yardstick), then the report of
+# those rungs alone, each against the warm-up with its paired interval, in $(R)/ladder/.
+LADDER ?= base warmup_mixed warmup $(addprefix iter_,$(ITERS))#  checkpoints the ladder scores
+ladder: $(foreach ck,$(filter-out base,$(LADDER)),$(C)/$(ck)/$(ADAPTER))
+	$(foreach ck,$(LADDER),$(MAKE) --no-print-directory eval CKPT=$(ck) WITH_YARDSTICK=1 &&) true
+	$(PY) eval/report.py --results $(R) --checkpoints $(LADDER) --data $(D) --out $(R)/ladder
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/pip install -q -r requirements-bench.txt

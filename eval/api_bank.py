@@ -29,19 +29,15 @@ import ast
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
-from tqdm import tqdm
-
-import common
-import toolcalls
-from records import RecordError, atomic_write_json, atomic_write_text, render_system, write_jsonl
+from eval import common
+from itool import toolcalls
+from itool.records import RecordError, render_system
 
 LEVELS = {"L-1": "level-1-api.json", "L-2": "level-2-api.json"}
 HUB_DATASET = "liminghao1630/API-Bank"
 TYPES = {"str": "string", "int": "integer", "float": "float", "bool": "boolean", "list": "array", "dict": "dict"}
-PARTIAL = ".api_bank_generations.partial.jsonl"
 NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?")
 
 
@@ -218,63 +214,35 @@ def parse_args(argv=None):
     common.add_checkpoint_flags(parser)
     parser.add_argument("--data-dir", default=HUB_DATASET, help="directory with level-{1,2}-api.json, or a hub dataset id")
     parser.add_argument("--limit", type=int, default=0, help="records per level, spread evenly (0 = all)")
-    parser.add_argument("--batch-size", type=int, default=64, help="rows decoded together (a pool new prompts join)")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="the longest expected call is ~100 tokens")
     return parser.parse_args(argv)
 
 
 def main():
     args = parse_args()
-    items = [item for level, name in LEVELS.items()
-             for item in common.spread(load_level(level_file(args.data_dir, name), level), args.limit)]
-    generate = common.load_generator(args.model, args.adapter, args.qlora, args.batch_size,
-                                     reference=args.generator == "reference")
-    scores = evaluate(items, generate, args)
-    print(markdown(scores, args.adapter or f"{args.model} (base)"))
+    scores = evaluate(load_items(args.data_dir, args.limit), common.load_generator(args), args)
+    print(markdown(scores, common.label(args)))
+
+
+def load_items(data_dir, limit):
+    """Both levels' items, `limit` of each spread evenly over it."""
+    return [item for level, name in LEVELS.items()
+            for item in common.spread(load_level(level_file(data_dir, name), level), limit)]
 
 
 def evaluate(items, generate, args):
-    """Generate answers for the items, score them, write the outputs to args.out; returns the
+    """Generate answers for the items, judge them, write the outputs to args.out; returns the
     scores. `generate(prompts, max_new_tokens) -> texts` is the model."""
-    out = Path(args.out)
-    started = time.time()
-    texts = generate_all(items, generate, out, args)
-    seconds = time.time() - started
-    generations, verdicts = [], []
-    for item in items:
-        generations.append({"id": item["id"], "level": item["level"], "output": texts[item["id"]]})
-        verdicts.append({"id": item["id"], "level": item["level"], "expected": toolcalls.format_calls([item["expected"]]),
-                         **verdict(texts[item["id"]], item["expected"])})
-    scores = summarise(verdicts, args, seconds)
-    write_jsonl(out / "api_bank_generations.jsonl", generations)
-    write_jsonl(out / "api_bank_verdicts.jsonl", verdicts)
-    atomic_write_text(out / "api_bank.md", markdown(scores, args.adapter or f"{args.model} (base)"))
-    atomic_write_json(out / "api_bank_scores.json", scores)  # last: the file make watches
-    (out / PARTIAL).unlink(missing_ok=True)
-    return scores
+    return common.evaluate("api_bank", items, generate, args, judge=judge, summarise=summarise, markdown=markdown,
+                           inputs=[__file__])
 
 
-def generate_all(items, generate, out, args):
-    """Every item's answer, taking what a killed run with the same settings already generated."""
-    from training import fingerprint
-
-    settings = {"model": args.model, "adapter": args.adapter, "qlora": args.qlora,
-                "generator": getattr(args, "generator", "fast"), "max_new_tokens": args.max_new_tokens}
-    inputs = [__file__, common.__file__] + ([str(Path(args.adapter) / "adapter_model.safetensors")] if args.adapter else [])
-    texts = {i: row["output"] for i, row in common.open_partial(out / PARTIAL, fingerprint(settings, inputs)).items()}
-    todo = [item for item in items if item["id"] not in texts]
-    chunk = 4 * args.batch_size
-    with tqdm(total=len(items), initial=len(items) - len(todo), desc="API-Bank", unit="item", dynamic_ncols=True) as bar:
-        for start in range(0, len(todo), chunk):
-            part = todo[start:start + chunk]
-            rows = [{"id": item["id"], "output": text} for item, text in zip(part, generate(part, args.max_new_tokens))]
-            texts.update((r["id"], r["output"]) for r in rows)
-            common.append_partial(out / PARTIAL, rows)
-            bar.update(len(part))
-    return texts
+def judge(item, text):
+    return {"id": item["id"], "level": item["level"], "expected": toolcalls.format_calls([item["expected"]]),
+            **verdict(text, item["expected"])}
 
 
-def summarise(verdicts, args, seconds):
+def summarise(verdicts, args, timing):
     levels = {}
     for level in LEVELS:
         valid = [v["valid"] for v in verdicts if v["level"] == level]
@@ -283,17 +251,18 @@ def summarise(verdicts, args, seconds):
     for v in verdicts:
         if not v["valid"]:
             errors[v["error_type"]] = errors.get(v["error_type"], 0) + 1
-    return {"benchmark": "API-Bank", "model": args.model, "adapter": args.adapter, "data": args.data_dir,
-            "limit": args.limit, "levels": levels, "error_types": errors, "seconds": round(seconds, 1),
-            "seconds_per_item": seconds / max(1, len(verdicts))}
+    seconds = timing["generation_seconds"]
+    return {"benchmark": common.BENCHMARKS["api_bank"], "model": args.model, "adapter": args.adapter,
+            "data": args.data_dir, "limit": args.limit, "levels": levels, "error_types": errors,
+            "seconds": round(seconds, 1), "seconds_per_item": seconds / max(1, len(verdicts))}
 
 
 def markdown(scores, label):
     levels = scores["levels"]
     return "\n".join([
         f"# API-Bank: {label}", "",
-        "| Model | API-Bank L1 | API-Bank L2 |", "|---|---|---|",
-        f"| {label} | {common.percent(levels['L-1']['accuracy'])} | {common.percent(levels['L-2']['accuracy'])} |", "",
+        "| Model | " + " | ".join(common.TABLE2.values()) + " |", "|---|---|---|",
+        f"| {label} | " + " | ".join(common.percent(levels[level]["accuracy"]) for level in common.TABLE2) + " |", "",
         f"Scored: L-1 {levels['L-1']['correct']} / {levels['L-1']['scored']}, L-2 {levels['L-2']['correct']} / "
         f"{levels['L-2']['scored']} (limit {scores['limit'] or 'none'}); errors {scores['error_types']}; "
         f"{scores['seconds_per_item']:.1f} s per item.", ""])

@@ -72,18 +72,14 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "stages"))
+from itool import distributed, modeling, records, synthetic, training
+from itool.files import atomic_write_json, read_jsonl, write_jsonl
 
-import modeling  # noqa: E402
-import records  # noqa: E402
-import synthetic  # noqa: E402
-import training  # noqa: E402
-from records import atomic_write_json, read_jsonl, write_jsonl  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 CONFIGS = REPO / "eval" / "configs"
 BENCHMARKS = ("sft", "gflops", "dpo", "buffer", "mcts", "eval")
-LORA_R, LORA_ALPHA = 8, 16  # stage 02's defaults; stage 06 uses alpha = 2r as well
+LORA_R, LORA_ALPHA = 8, 16  # the defaults of stages 02 and 06
 
 
 # --- inputs: synthetic samples and pairs of controlled length --------------------------------------
@@ -155,7 +151,7 @@ def build_random_model(path, out_dir):
         raise SystemExit(f"error: {path}: vocab_size {config.vocab_size} is below the tokenizer's {len(tokenizer)}")
     config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, modeling.end_of_turn_id(tokenizer)
     config.pad_token_id = tokenizer.pad_token_id
-    device = modeling.default_device()
+    device = distributed.local_device()
     print(f"building {path.stem} with random weights on {device} -> {out_dir.parent} (once)", flush=True)
     torch.manual_seed(0)
     with torch.device(device):  # initialised where it will run: seconds on a GPU even for 8B
@@ -330,7 +326,7 @@ def trl_sft_worker(args):
     from trl import SFTConfig, SFTTrainer
 
     tokenizer = modeling.load_tokenizer(args.model)
-    samples = records.read_jsonl(args.inputs)
+    samples = read_jsonl(args.inputs)
     data = Dataset.from_list([{"prompt": prompt_text(tokenizer, s), "completion": s["answer"]} for s in samples])
     clock, step_ends = step_clock()
     with tempfile.TemporaryDirectory() as tmp:
@@ -344,7 +340,7 @@ def trl_sft_worker(args):
         mean_tokens = statistics.mean(len(e["input_ids"]) for e in trainer.train_dataset)
         trainer.train()
     result = {"tokens_per_s": mean_tokens * (len(step_ends) - 1) / (step_ends[-1] - step_ends[0]),
-              "peak_memory_mib": training.peak_memory_mib(modeling.default_device()), "mean_tokens": mean_tokens}
+              "peak_memory_mib": training.peak_memory_mib(distributed.local_device()), "mean_tokens": mean_tokens}
     atomic_write_json(args.result, result)
 
 
@@ -374,7 +370,7 @@ def trl_base_model(model_dir, qlora):
     quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                       bnb_4bit_compute_dtype=torch.bfloat16) if qlora == "1" else None
     return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, quantization_config=quantization,
-                                                device_map={"": modeling.default_device()})
+                                                device_map={"": distributed.local_device()})
 
 
 def trl_lora():
@@ -399,10 +395,10 @@ def bench_dpo(args, model_dir, tokenizer, workdir):
     def ours(r):
         out = workdir / f"dpo_ours_{r}"
         run_script(REPO / "stages/06_dpo.py", ["--model", model_dir, "--qlora", args.qlora, "--pairs", pairs_file,
-                                               "--out", out, "--batch-size", 1, "--micro-batch", 1, "--epochs", 1,
+                                               "--out", out, "--batch-size", 1, "--epochs", 1,
                                                "--lr", 5e-5, "--save-every", 10 ** 6], args.logs / f"dpo_ours_{r}.log")
         summary = json.loads((out / "summary.json").read_text())
-        metrics = records.read_jsonl(out / "metrics.jsonl")
+        metrics = read_jsonl(out / "metrics.jsonl")
         # pairs_per_s in metrics.jsonl is cumulative since training began: turn it into step times
         ends = [sum(m["pairs"] for m in metrics[:k + 1]) / m["pairs_per_s"] for k, m in enumerate(metrics)]
         step_seconds = [b - a for a, b in zip([0.0] + ends, ends)]
@@ -434,7 +430,7 @@ def trl_dpo_worker(args):
     from trl import DPOConfig, DPOTrainer
 
     tokenizer = modeling.load_tokenizer(args.model)
-    rows = records.read_jsonl(args.inputs)
+    rows = read_jsonl(args.inputs)
     data = Dataset.from_list([{"prompt": prompt_text(tokenizer, r), "chosen": r["chosen"], "rejected": r["rejected"]}
                               for r in rows])
     clock, step_ends = step_clock()
@@ -449,7 +445,7 @@ def trl_dpo_worker(args):
         trainer.train()
     step_seconds = [b - a for a, b in zip([started] + step_ends, step_ends)]
     result = {"pairs_per_s": 1 / seconds_per_pair(step_seconds, [1] * len(step_seconds)),
-              "peak_memory_mib": training.peak_memory_mib(modeling.default_device())}
+              "peak_memory_mib": training.peak_memory_mib(distributed.local_device())}
     atomic_write_json(args.result, result)
 
 
@@ -616,7 +612,7 @@ def main(argv=None):
     if Path(model_dir).exists():  # the runs start in the repository root
         model_dir = str(Path(model_dir).resolve())
     tokenizer = modeling.load_tokenizer(model_dir)
-    device = modeling.default_device()
+    device = distributed.local_device()
     started = time.perf_counter()
     matmul = None
     if "gflops" in args.only:

@@ -42,18 +42,15 @@ import copy
 import json
 import os
 import sys
-import time
 import types
 import uuid
 from collections import Counter, defaultdict
 from functools import cache
 from pathlib import Path
 
-from tqdm import tqdm
-
-import common
-import toolcalls
-from records import RecordError, atomic_write_json, atomic_write_text, render_system, write_jsonl
+from eval import common
+from itool import toolcalls
+from itool.records import RecordError, render_system
 
 # --- bfcl-eval, without its provider SDKs -------------------------------------------------------
 # ast_checker imports bfcl_eval.constants.model_config for one flag, `underscore_to_dot` (whether
@@ -87,7 +84,6 @@ except ImportError as e:
 BFCL_DATA = Path(bfcl_eval.__file__).parent / "data"
 CHECKER_MODEL = "itool"  # the model name bfcl-eval's checkers see (they only use it as a key)
 NO_GOLD_BUDGET = 128  # max new tokens for relevance/irrelevance items, which have no gold answer
-PARTIAL = ".bfcl_generations.partial.jsonl"
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -253,15 +249,15 @@ def score_single_turn(entry, category, text):
     lang = language(category)
     decoded, decode_error = decode_ast(text, lang)
     verdict = {"id": entry["id"], "category": category, "decoder": "bfcl" if decoded is not None else "none",
-               "decoded": decoded, **judge(entry, category, decoded, decode_error)}
+               "decoded": decoded, **judge_decoded(entry, category, decoded, decode_error)}
     grammar = decode_grammar(text) if decoded is None and lang == "Python" else None
     if grammar is None:
         return {**verdict, "grammar_valid": verdict["valid"]}
     return {**verdict, "decoder": "grammar", "grammar_decoded": grammar,
-            "grammar_valid": judge(entry, category, grammar, None)["valid"]}
+            "grammar_valid": judge_decoded(entry, category, grammar, None)["valid"]}
 
 
-def judge(entry, category, decoded, decode_error):
+def judge_decoded(entry, category, decoded, decode_error):
     """valid, error_type and error for decoded calls (None: the decoder's `decode_error`)."""
     if is_relevance_or_irrelevance(category):
         has_call = decoded is not None and not is_empty_output(decoded)
@@ -401,9 +397,6 @@ def step_decoder(text):
 # computes all of these the same way, except that its Non-live has no Exec terms (it no longer
 # ships the Exec categories): the mean of the four AST sub-scores and irrelevance.
 
-TABLE1 = ("overall", "non_live", "live", "multi_turn", "relevance", "irrelevance")
-AST_ONLY = ("non_live_ast", "live_ast")
-
 
 def leaderboard(accuracy, sizes):
     """Table 1's columns and the AST-only figures from per-category accuracies ({category: value};
@@ -449,19 +442,14 @@ def leaderboard(accuracy, sizes):
     }
 
 
-LABELS = {"overall": "Overall", "non_live": "Non-live", "live": "Live", "multi_turn": "Multi-turn",
-          "relevance": "Relevance", "irrelevance": "Irrelevance", "non_live_ast": "Non-live AST",
-          "live_ast": "Live AST"}
-
-
 def markdown(scores, label):
-    agg, coverage = scores["aggregates"], scores["coverage"]
+    agg, coverage, columns = scores["aggregates"], scores["coverage"], common.BFCL_LABELS
     lines = [f"# BFCL-v3: {label}", "", coverage_line(coverage, scores["limit"]), "",
-             "| Model | " + " | ".join(LABELS[k] for k in TABLE1 + AST_ONLY) + " |",
-             "|---|" + "---|" * len(TABLE1 + AST_ONLY),
-             f"| {label} | " + " | ".join(common.percent(agg[k]["accuracy"]) for k in TABLE1 + AST_ONLY) + " |", ""]
-    partial = [f"{LABELS[k]} {common.percent(agg[k]['partial'])} ({len(agg[k]['missing'])} categories missing)"
-               for k in TABLE1 + AST_ONLY if agg[k]["accuracy"] is None and agg[k]["partial"] is not None]
+             "| Model | " + " | ".join(columns.values()) + " |",
+             "|---|" + "---|" * len(columns),
+             f"| {label} | " + " | ".join(common.percent(agg[k]["accuracy"]) for k in columns) + " |", ""]
+    partial = [f"{name} {common.percent(agg[k]['partial'])} ({len(agg[k]['missing'])} categories missing)"
+               for k, name in columns.items() if agg[k]["accuracy"] is None and agg[k]["partial"] is not None]
     if partial:
         lines += ["– : not every category of the column was run. Partial values, over the categories run only "
                   "(not comparable with the paper: the leaderboard counts a category not run as 0): "
@@ -498,7 +486,6 @@ def parse_args(argv=None):
     common.add_checkpoint_flags(parser)
     parser.add_argument("--categories", default="all", help="comma-separated categories or collections")
     parser.add_argument("--limit", type=int, default=0, help="items per category, spread evenly (0 = all)")
-    parser.add_argument("--batch-size", type=int, default=64, help="rows decoded together (a pool new prompts join)")
     parser.add_argument("--max-new-tokens", type=int, default=512,
                         help="cap per answer; each category gets less when its gold answers are short")
     parser.add_argument("--max-steps", type=int, default=MAXIMUM_STEP_LIMIT,
@@ -509,86 +496,47 @@ def parse_args(argv=None):
 def main():
     args = parse_args()
     entries = {c: load_category(c, args.limit) for c in resolve_categories(args.categories)}
-    generate = common.load_generator(args.model, args.adapter, args.qlora, args.batch_size,
-                                     reference=args.generator == "reference")
-    scores = evaluate(entries, generate, args)
-    print(markdown(scores, label(args)))
-
-
-def label(args):
-    return args.adapter or f"{args.model} (base)"
+    scores = evaluate(entries, common.load_generator(args), args)
+    print(markdown(scores, common.label(args)))
 
 
 def evaluate(entries, generate, args):
     """Generate answers for the entries ({category: entries}), score them, write the outputs to
     args.out; returns the scores. `generate(prompts, max_new_tokens) -> texts` is the model."""
-    out = Path(args.out)
-    started = time.time()
-    texts, timing = generate_all(entries, generate, out, args)
-    generations, verdicts = [], []
-    for category, items in entries.items():
-        scoring = time.time()
-        for entry in items:
-            output = texts[entry["id"]]
-            generations.append({"id": entry["id"], "category": category, "output": output})
-            verdicts.append(score_multi_turn(entry, category, output) if is_multi_turn(category)
-                            else score_single_turn(entry, category, output))
-        timing[category]["scoring_seconds"] = time.time() - scoring
-    scores = summarise(verdicts, entries, timing, args, time.time() - started)
-    write_jsonl(out / "bfcl_generations.jsonl", generations)
-    write_jsonl(out / "bfcl_verdicts.jsonl", make_json_serializable(verdicts))
-    atomic_write_text(out / "bfcl.md", markdown(scores, label(args)))
-    atomic_write_json(out / "bfcl_scores.json", scores)  # last: the file make watches
-    (out / PARTIAL).unlink(missing_ok=True)
-    return scores
+    items = [{**entry, "category": category} for category, group in entries.items() for entry in group]
+    return common.evaluate("bfcl", items, generate, args, judge=judge, summarise=summarise, markdown=markdown,
+                           answer=answerer(generate, args), inputs=[__file__],
+                           settings={"max_steps": args.max_steps, "bfcl_eval": bfcl_eval_version()})
 
 
-def generate_all(entries, generate, out, args):
-    """Every entry's model output (single-turn: text; multi-turn: texts per turn and step), taking
-    what a killed run with the same settings already generated; and per category, the seconds
-    spent generating and the number of entries generated in this run."""
-    from training import fingerprint
-
-    settings = {"model": args.model, "adapter": args.adapter, "qlora": args.qlora,
-                "generator": getattr(args, "generator", "fast"), "max_new_tokens": args.max_new_tokens,
-                "max_steps": args.max_steps, "bfcl_eval": bfcl_eval_version()}
-    # The harness's own files count too: a changed prompt or decoder must not reuse old answers.
-    inputs = [__file__, common.__file__] + ([str(Path(args.adapter) / "adapter_model.safetensors")] if args.adapter else [])
-    done = common.open_partial(out / PARTIAL, fingerprint(settings, inputs))
-    texts = {i: row["output"] for i, row in done.items()}
-    timing = {}
-    total = sum(map(len, entries.values()))
-    with tqdm(total=total, initial=sum(e["id"] in texts for es in entries.values() for e in es),
-              desc="BFCL", unit="item", dynamic_ncols=True) as bar:
-        for category, items in entries.items():
-            todo = [e for e in items if e["id"] not in texts]
-            started = time.time()
-            if todo:
-                bar.set_postfix_str(category)
-                generate_category(category, todo, generate, texts, out, args, bar)
-            timing[category] = {"generation_seconds": time.time() - started, "generated": len(todo)}
-    return texts, timing
+def answerer(generate, args):
+    """common.evaluate's answer(): category by category, each with its token budget; single-turn
+    entries a few batches at a time, multi-turn ones as their dialogues end (single-turn outputs
+    are texts, multi-turn ones the texts per turn and step)."""
+    def answer(todo, status):
+        for category in dict.fromkeys(entry["category"] for entry in todo):
+            entries = [entry for entry in todo if entry["category"] == category]
+            status(category)
+            budget = token_budget(category, args.max_new_tokens)
+            if is_multi_turn(category):
+                by_id = {entry["id"]: entry for entry in entries}
+                for entry_id, turns in run_dialogues(entries, category, generate, args.max_steps, budget, status):
+                    yield [by_id[entry_id]], [turns]
+            else:
+                yield from common.in_chunks(entries, generate, budget, args.batch_size, prompt=single_turn_prompt)
+    return answer
 
 
-def generate_category(category, todo, generate, texts, out, args, bar):
-    """Generate the answers of one category's entries into `texts`, saving them as they come."""
-    budget = token_budget(category, args.max_new_tokens)
-    if is_multi_turn(category):
-        for entry_id, turns in run_dialogues(todo, category, generate, args.max_steps, budget,
-                                             status=bar.set_postfix_str):
-            texts[entry_id] = turns
-            common.append_partial(out / PARTIAL, [{"id": entry_id, "output": turns}])
-            bar.update(1)
-        return
-    chunk = 4 * args.batch_size  # a few batches between checkpoints of the partial file
-    for start in range(0, len(todo), chunk):
-        part = todo[start:start + chunk]
-        prompts = [{"id": e["id"], "system": entry_system(e, category),
-                    "messages": turn_messages(e["question"][0])} for e in part]
-        rows = [{"id": e["id"], "output": t} for e, t in zip(part, generate(prompts, budget))]
-        texts.update((r["id"], r["output"]) for r in rows)
-        common.append_partial(out / PARTIAL, rows)
-        bar.update(len(part))
+def single_turn_prompt(entry):
+    return {"id": entry["id"], "system": entry_system(entry, entry["category"]),
+            "messages": turn_messages(entry["question"][0])}
+
+
+def judge(entry, output):
+    category = entry["category"]
+    verdict = score_multi_turn(entry, category, output) if is_multi_turn(category) else \
+        score_single_turn(entry, category, output)
+    return make_json_serializable(verdict)
 
 
 def bfcl_eval_version():
@@ -611,25 +559,25 @@ def category_scores(verdicts, size, timing):
     return scores
 
 
-def summarise(verdicts, entries, timing, args, seconds):
+def summarise(verdicts, args, timing):
     by_category = defaultdict(list)
     for v in verdicts:
         by_category[v["category"]].append(v)
-    categories = {c: category_scores(by_category[c], category_size(c), timing[c]) for c in entries}
+    categories = {c: category_scores(by_category[c], category_size(c), t) for c, t in timing["groups"].items()}
     accuracy = {c: s["accuracy"] for c, s in categories.items() if s["accuracy"] is not None}
     everything = TEST_COLLECTION_MAPPING["all"]
     decoder = Counter()
     for v in verdicts:
         decoder.update(v["decoder"] if isinstance(v["decoder"], dict) else {v["decoder"]: 1})
     return {
-        "benchmark": "BFCL-v3", "bfcl_eval": bfcl_eval_version(), "model": args.model, "adapter": args.adapter,
-        "limit": args.limit, "categories": categories,
+        "benchmark": common.BENCHMARKS["bfcl"], "bfcl_eval": bfcl_eval_version(), "model": args.model,
+        "adapter": args.adapter, "limit": args.limit, "categories": categories,
         "aggregates": leaderboard(accuracy, {c: category_size(c) for c in everything}),
         "coverage": {"categories": [c for c in everything if c in accuracy],
                      "missing": [c for c in everything if c not in accuracy],
                      "items": len(verdicts), "items_full": sum(map(category_size, everything))},
         "decoder": dict(decoder), "error_types": dict(Counter(v["error_type"] for v in verdicts if not v["valid"])),
-        "seconds": round(seconds, 1), "seconds_per_item": seconds / max(1, len(verdicts)),
+        "seconds": round(timing["seconds"], 1), "seconds_per_item": timing["seconds"] / max(1, len(verdicts)),
     }
 
 

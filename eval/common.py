@@ -1,54 +1,74 @@
-"""What the evaluation harnesses share: the model as a batched greedy `generate(prompts) -> texts`,
-the item subset of --limit, and the partial-results file that lets a killed run resume.
+"""What the evaluation harnesses share: their flags, the model as a batched greedy
+`generate(prompts) -> texts`, the item subset of --limit, the one pass every harness makes
+(generate, resuming from a partial file -> judge -> summarise -> tables), and the tables' columns.
 
 A prompt is {"system": str, "messages": [{"role": "user"|"assistant"|"tool", "content": str}]},
 exactly what a training sample holds before its answer, so the harnesses show a fine-tuned model
 the prompt layout it was trained on (modeling.encode_prompt). Everything model-specific hides
 behind `generate`: the tests replace it with a scripted function and need no model at all.
 """
-import json
 import sys
+import time
 from pathlib import Path
 
+from tqdm import tqdm
+
+from itool import files
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "stages"))  # the shared modules: records, toolcalls, modeling, ...
+
+# The benchmarks, by the name their files start with, as the tables name them.
+BENCHMARKS = {"bfcl": "BFCL-v3", "api_bank": "API-Bank", "heldout": "held-out split", "toolace": "ToolACE sample"}
+# The paper's Table 1 columns (BFCL-v3, computed by bfcl.leaderboard), the AST-only figures printed
+# beside them, and Table 2's columns (API-Bank levels).
+TABLE1 = {"overall": "Overall", "non_live": "Non-live", "live": "Live", "multi_turn": "Multi-turn",
+          "relevance": "Relevance", "irrelevance": "Irrelevance"}
+AST_ONLY = {"non_live_ast": "Non-live AST", "live_ast": "Live AST"}
+BFCL_LABELS = {**TABLE1, **AST_ONLY}
+TABLE2 = {"L-1": "API-Bank L1", "L-2": "API-Bank L2"}
+# What an item's figures are grouped by, where it has one: its BFCL category, its API-Bank level.
+GROUP_KEYS = ("category", "level")
 
 
 # --- the model -----------------------------------------------------------------------------------
 
 def add_checkpoint_flags(parser):
-    """The flags naming what a harness scores and where its results go (the arguments of load_generator)."""
+    """The flags naming what a harness scores, how, and where its results go (the arguments of
+    load_generator)."""
     parser.add_argument("--model", default="gemma-3-270m", help="base model: gemma-3-270m | tiny | dir | hub id")
     parser.add_argument("--adapter", default=None, help="LoRA adapter directory (none: the base model)")
     parser.add_argument("--qlora", default="auto", help="auto (4-bit on CUDA) | 1 | 0, as in training")
     parser.add_argument("--out", required=True, help="output directory, e.g. eval/results/default/base")
     parser.add_argument("--generator", choices=("fast", "reference"), default="fast",
                         help="reference: transformers' model.generate with the adapter unmerged (make bench's peer)")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows decoded together (a pool new prompts join)")
 
 
-def load_generator(model_name, adapter=None, qlora="auto", batch_size=32, reference=False):
-    """`generate(prompts, max_new_tokens) -> texts` for the base model `model_name` (a MODEL value)
-    with the LoRA adapter in directory `adapter`, if any: greedy and batched (see make_generator).
-    The adapter is merged into the weights on a bf16 base (a 4-bit base keeps it unmerged), except
-    with `reference`, which keeps the path this replaced: the benchmark's peer."""
-    import modeling
+def load_generator(args):
+    """`generate(prompts, max_new_tokens) -> texts` for the checkpoint the flags name (the base
+    --model with the LoRA --adapter, if any), greedy and in pools of --batch-size rows (see
+    make_generator). The adapter is merged into the weights on a bf16 base (a 4-bit base keeps it
+    unmerged), except with --generator reference, which keeps the path this replaced: the
+    benchmark's peer."""
+    from itool import distributed, modeling
 
-    if adapter is not None and not (Path(adapter) / "adapter_model.safetensors").is_file():
-        sys.exit(f"--adapter {adapter}: no adapter_model.safetensors there (has the stage that writes it run?)")
-    device = modeling.default_device()
-    model_dir = modeling.resolve_model(model_name)
+    if args.adapter is not None and not (Path(args.adapter) / "adapter_model.safetensors").is_file():
+        sys.exit(f"--adapter {args.adapter}: no adapter_model.safetensors there (has the stage that writes it run?)")
+    reference = args.generator == "reference"
+    device = distributed.local_device()
+    model_dir = modeling.resolve_model(args.model)
     tokenizer = modeling.load_tokenizer(model_dir)
-    qlora = modeling.use_qlora(qlora, device)
-    model = modeling.load_model(model_dir, adapter=adapter, device=device, qlora=qlora)
-    if adapter is not None and not qlora and not reference:
+    qlora = modeling.use_qlora(args.qlora, device)
+    model = modeling.load_model(model_dir, adapter=args.adapter, device=device, qlora=qlora)
+    if args.adapter is not None and not qlora and not reference:
         model = model.merge_and_unload()
-    return make_generator(model, tokenizer, batch_size, reference)
+    return make_generator(model, tokenizer, args.batch_size, reference)
 
 
 def stop_ids(tokenizer):
     """The turn ends at <end_of_turn>; a base model that never learnt the turn format may instead
     open a new turn or end the document, which ends its answer just as well."""
-    import modeling
+    from itool import modeling
 
     return {modeling.end_of_turn_id(tokenizer), tokenizer.eos_token_id,
             tokenizer.convert_tokens_to_ids("<start_of_turn>")} - {None, tokenizer.unk_token_id}
@@ -62,11 +82,11 @@ def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None)
     left-padded batches of `batch_size` prompts sorted by length."""
     import torch
 
-    import generation
-    import modeling
+    from itool import generation, modeling
 
     stops = stop_ids(tokenizer) if stops is None else set(stops)
     pad_id = tokenizer.pad_token_id
+    cache = generation.PrefixCache()  # a multi-turn dialogue's steps extend its previous prompt
     device = next(model.parameters()).device
     if not reference:
         generation.use_grouped_attention(model)
@@ -90,7 +110,7 @@ def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None)
                 for i, ids in zip(batch, reference_batch([encoded[i] for i in batch], max_new_tokens)):
                     outputs[i] = ids
         else:  # one pool over all prompts: rows that finish make room for the next
-            outputs = generation.greedy(model, encoded, stops, max_new_tokens, pad_id, batch_size)
+            outputs = generation.greedy(model, encoded, stops, max_new_tokens, pad_id, batch_size, cache=cache)
         return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in outputs]
 
     return generate
@@ -106,38 +126,93 @@ def spread(items, limit):
     return [items[i * len(items) // limit] for i in range(limit)]
 
 
-# --- resuming ------------------------------------------------------------------------------------
-# Generations are appended to a hidden partial file as they finish; its first line holds the
-# fingerprint of the settings that produced them. A rerun with the same fingerprint takes them
-# from there and generates only the rest; the final outputs replace the file at the end.
+# --- the pass every harness makes: generate (resuming) -> judge -> summarise -> outputs ----------
 
-def open_partial(path, fingerprint):
-    """Rows already generated under `fingerprint` (by id); starts the file afresh otherwise."""
-    path = Path(path)
-    rows = {}
-    if path.is_file():
-        lines = path.read_text(encoding="utf-8").splitlines()
-        header = json.loads(lines[0]) if lines else {}
-        if header.get("fingerprint") == fingerprint:
-            for line in lines[1:]:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:  # the line being written when the run was killed
-                    continue
-                rows[row["id"]] = row
-            if rows:
-                print(f"Resuming: {len(rows)} generations from {path}")
-            return rows
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
-    return rows
+def evaluate(name, items, generate, args, *, judge, summarise, markdown, answer=None, settings=None, inputs=()):
+    """Answer every item (a dict with an "id"), judge each answer, summarise, and write to args.out
+    <name>_generations.jsonl (the raw outputs), <name>_verdicts.jsonl, <name>.md and, last (the
+    file make watches), <name>_scores.json; returns the scores.
+
+    answer(todo, status) yields (items, outputs) as they are generated (default: `generate` on a
+    few batches of items at a time); `status` puts a word on the progress bar. judge(item, output)
+    is the item's verdict row. summarise(verdicts, args, timing) gives the scores; `timing` holds
+    the seconds of the whole pass and of generating, and per group (an item's category or level)
+    the seconds generating and scoring and the items generated in this run. markdown(scores,
+    label) is the table. `settings` and `inputs` (files) are what else decides the outputs."""
+    out = Path(args.out)
+    started = time.time()
+    groups = {group(item): {"generation_seconds": 0.0, "generated": 0, "scoring_seconds": 0.0} for item in items}
+    answer = answer or (lambda todo, status: in_chunks(todo, generate, args.max_new_tokens, args.batch_size))
+    outputs = generate_all(name, items, answer, args, settings or {}, inputs, groups)
+    generation_seconds = time.time() - started
+    verdicts = []
+    for item in items:
+        scoring = time.time()
+        verdicts.append(judge(item, outputs[item["id"]]))
+        groups[group(item)]["scoring_seconds"] += time.time() - scoring
+    timing = {"seconds": time.time() - started, "generation_seconds": generation_seconds, "groups": groups}
+    scores = summarise(verdicts, args, timing)
+    generations = [{"id": item["id"], **{k: item[k] for k in GROUP_KEYS if k in item}, "output": outputs[item["id"]]}
+                   for item in items]
+    files.write_jsonl(out / f"{name}_generations.jsonl", generations)
+    files.write_jsonl(out / f"{name}_verdicts.jsonl", verdicts)
+    files.atomic_write_text(out / f"{name}.md", markdown(scores, label(args)))
+    files.atomic_write_json(out / f"{name}_scores.json", scores)  # last: the file make watches
+    partial_file(out, name).unlink(missing_ok=True)
+    return scores
 
 
-def append_partial(path, rows):
-    with open(path, "a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+def group(item):
+    """An item's group (GROUP_KEYS), or None."""
+    return next((item[k] for k in GROUP_KEYS if k in item), None)
 
+
+def label(args):
+    """The checkpoint as the tables name it."""
+    return args.adapter or f"{args.model} (base)"
+
+
+def partial_file(out, name):
+    return Path(out) / f".{name}_generations.partial.jsonl"
+
+
+def generate_all(name, items, answer, args, settings, inputs, groups):
+    """Every item's output by id: the rows a killed run with the same fingerprint (flags, inputs,
+    code, adapter) left in the partial file, then answer() for the rest, each batch appended to
+    the file as it comes. Adds to `groups` each group's seconds generating and items generated."""
+    settings = {"model": args.model, "adapter": args.adapter, "qlora": args.qlora, "generator": args.generator,
+                "max_new_tokens": args.max_new_tokens, **settings}
+    # The harness's own files count too: a changed prompt or decoder must not reuse old answers.
+    adapter = [str(Path(args.adapter) / "adapter_model.safetensors")] if args.adapter else []
+    path = partial_file(args.out, name)
+    rows = files.resume_partial(path, files.fingerprint(settings, [*inputs, __file__, *adapter]))
+    outputs = {i: row["output"] for i, row in rows.items()}
+    todo = [item for item in items if item["id"] not in outputs]
+    with tqdm(total=len(items), initial=len(items) - len(todo), desc=BENCHMARKS[name], unit="item",
+              dynamic_ncols=True) as bar:
+        started = time.time()
+        for part, texts in answer(todo, bar.set_postfix_str):
+            rows = [{"id": item["id"], "output": text} for item, text in zip(part, texts)]
+            files.append_partial(path, rows)
+            outputs.update((row["id"], row["output"]) for row in rows)
+            seconds, started = time.time() - started, time.time()
+            for item in part:  # a batch is of one group: BFCL answers category by category
+                groups[group(item)]["generation_seconds"] += seconds / len(part)
+                groups[group(item)]["generated"] += 1
+            bar.update(len(part))
+    return outputs
+
+
+def in_chunks(items, generate, max_new_tokens, batch_size, prompt=None):
+    """(items, outputs) of `generate` on a few batches of items at a time, so that a kill loses
+    little; `prompt(item)` is an item's prompt (default: the item itself)."""
+    chunk = 4 * batch_size
+    for start in range(0, len(items), chunk):
+        part = items[start:start + chunk]
+        yield part, generate([prompt(item) for item in part] if prompt else part, max_new_tokens)
+
+
+# --- tables --------------------------------------------------------------------------------------
 
 def percent(value):
     """An accuracy in [0, 1] as the paper prints it, or a dash for none."""

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-import common  # also puts stages/ on sys.path, for records
-from records import RecordError, atomic_write_json
+from eval import common
+from itool.files import atomic_write_json
+from itool.records import RecordError
 
 TOLERANCE = 1e-12  # float noise in recomputed aggregates: an interval [0, 0] includes zero
 
@@ -74,17 +75,16 @@ def pooled(accuracy, items):
 
 def bfcl_aggregates(accuracy, items):
     """Table 1's columns and the AST-only figures, as eval/bfcl.py computes them."""
-    import bfcl
+    from eval import bfcl
 
     sizes = {c: bfcl.category_size(c) for c in bfcl.TEST_COLLECTION_MAPPING["all"]}
     board = bfcl.leaderboard(accuracy, sizes)
     covered = bfcl.leaderboard({}, sizes)  # with nothing scored, "missing" lists what each covers
-    return {bfcl.LABELS[k]: (board[k]["accuracy"], covered[k]["missing"]) for k in bfcl.TABLE1 + bfcl.AST_ONLY}
+    return {label: (board[k]["accuracy"], covered[k]["missing"]) for k, label in common.BFCL_LABELS.items()}
 
 
 AGGREGATES = {"bfcl_verdicts.jsonl": bfcl_aggregates}
-NAMES = {"bfcl_verdicts.jsonl": "BFCL-v3", "api_bank_verdicts.jsonl": "API-Bank",
-         "heldout_verdicts.jsonl": "held-out split"}
+NAMES = {f"{name}_verdicts.jsonl": benchmark for name, benchmark in common.BENCHMARKS.items()}
 
 
 # --- the bootstrap ---------------------------------------------------------------------------------

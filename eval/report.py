@@ -2,39 +2,46 @@
 side by side in report.md, with paired differences between checkpoints, and accuracy against
 iteration per Table 1 column (the paper's Fig. 5) in accuracy_vs_iteration.png.
 
-    python eval/report.py --results eval/results/default [--out DIR] [--resamples 10000] [--seed 0]
+    python eval/report.py --results eval/results/default [--data data/default] [--out DIR] \
+        [--resamples 10000] [--seed 0]
 
 Checkpoints are ordered base, warmup, iter_1, iter_2, ..., then any other (an adapter directory
 evaluated with CKPT=<dir>); the plot shows base, warm-up (iteration 0) and the iterations.
 Paired differences (eval/compare.py, from the checkpoints' *_verdicts.jsonl): the warm-up against
 the base, each iteration and any other checkpoint against the warm-up, and each iteration against
-the one before it.
+the one before it. With --data, the search's pair audit of each iteration (stage 05's
+iter_K/pairs_audit.json) is shown too: what DPO was taught, beside what it changed.
 """
 import argparse
 import json
 import re
 from pathlib import Path
 
-import common
-import compare
-import summarize
-from records import RecordError, atomic_write_text
+from eval import common, compare, summarize
+from itool.files import atomic_write_text
+from itool.records import RecordError
 
 
 def order(name):
-    """Sort key: base, warmup, iter_1, iter_2, ..., then the rest by name."""
+    """Sort key: base, warmup_mixed, warmup, iter_1, iter_2, ..., then the rest by name."""
     if name == "base":
         return (0, 0, name)
+    if name == "warmup_mixed":  # the ladder's rung between the base and the easy-to-hard warm-up
+        return (0, 1, name)
     if name == "warmup":
         return (1, 0, name)
     match = re.fullmatch(r"iter_(\d+)", name)
     return (2, int(match.group(1)), name) if match else (3, 0, name)
 
 
-def load_summaries(results):
-    """(directory, summary) of every checkpoint under `results`, in checkpoint order."""
+def load_summaries(results, checkpoints=None):
+    """(directory, summary) of every checkpoint under `results` (or of those named), in checkpoint order."""
     summaries = []
-    for path in sorted(Path(results).glob("*/summary.json")):
+    paths = sorted(Path(results).glob("*/summary.json")) if checkpoints is None else \
+        [Path(results) / name / "summary.json" for name in checkpoints]
+    for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"{path}: missing; run `make eval CKPT={path.parent.name}` first")
         try:
             summaries.append((path.parent, json.loads(path.read_text(encoding="utf-8"))))
         except json.JSONDecodeError as e:
@@ -57,7 +64,64 @@ def comparisons(names):
     return pairs
 
 
-def differences(directories, resamples, seed):
+# The ladder's headline measures: (verdict file, compare.py's measure, column).
+HEADLINES = [("heldout_verdicts.jsonl", "all items", "Held-out"), ("toolace_verdicts.jsonl", "all items", "ToolACE"),
+             ("bfcl_verdicts.jsonl", "Non-live AST", "BFCL non-live AST"),
+             ("bfcl_verdicts.jsonl", "Live AST", "BFCL live AST"),
+             ("api_bank_verdicts.jsonl", "all items", "API-Bank")]
+
+
+def headline(results, file, measure):
+    """compare.py's row for `measure` of `file`, or None."""
+    rows = results.get(file, {}).get("rows", [])
+    return next((r for r in rows if r["measure"] == measure), None)
+
+
+def versus_warmup(compared, name, file, measure):
+    """(warm-up's accuracy, name's accuracy, name - warm-up, low, high) for a headline measure, from
+    whichever way round the pair was compared; None where not scored by both."""
+    if ("warmup", name) in compared:
+        r = headline(compared[("warmup", name)], file, measure)
+        return r and (r["a"], r["b"], r["diff"], r["low"], r["high"])
+    r = headline(compared.get((name, "warmup"), {}), file, measure)
+    return r and (r["b"], r["a"], -r["diff"], -r["high"], -r["low"])
+
+
+def ladder_table(directories, compared):
+    """Each checkpoint against the warm-up on the headline measures: accuracy, then the paired
+    difference with its 95 % interval. `compared` maps (a, b) to compare.compare's results."""
+    others = [name for name in directories if name != "warmup"]
+    if "warmup" not in directories or not others:
+        return []
+    lines = ["## Against the warm-up", "",
+             "Accuracy in %, then the difference from the warm-up in points on the same items with its paired "
+             "bootstrap 95 % interval: a gain or a loss is one whose interval excludes zero.", "",
+             "| checkpoint | " + " | ".join(column for _, _, column in HEADLINES) + " |",
+             "|---|" + "---|" * len(HEADLINES)]
+    for name in directories:
+        cells = []
+        for file, measure, _ in HEADLINES:
+            if name == "warmup":
+                found = [v for v in (versus_warmup(compared, o, file, measure) for o in others) if v]
+                cells.append(common.percent(found[0][0]) if found else "–")
+                continue
+            v = versus_warmup(compared, name, file, measure)
+            cells.append(f"{common.percent(v[1])} ({compare.points(v[2])} [{compare.points(v[3])}, "
+                         f"{compare.points(v[4])}])" if v else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    items = {column: r["items"] for file, measure, column in HEADLINES
+             for r in [next((headline(c, file, measure) for c in compared.values() if headline(c, file, measure)),
+                            None)] if r}
+    return lines + ["", "Items scored by both: " + ", ".join(f"{c} {n}" for c, n in items.items()) + ".", ""]
+
+
+def compare_all(directories, resamples, seed):
+    """compare.compare's results for every pair of comparisons(), by (a, b)."""
+    return {(a, b): compare.compare(directories[a], directories[b], resamples=resamples, seed=seed)
+            for a, b in comparisons(list(directories))}
+
+
+def differences(directories, compared, resamples, seed):
     """report.md's section of paired differences, for the checkpoints in `directories` ({name: dir})."""
     lines = ["## Paired differences", "",
              "B - A in points on the items both were scored on, with a paired bootstrap 95 % interval "
@@ -65,7 +129,7 @@ def differences(directories, resamples, seed):
              "the interval includes zero. BFCL columns appear only where both runs scored all their categories.", ""]
     pairs = comparisons(list(directories))
     for a, b in pairs:
-        results = compare.compare(directories[a], directories[b], resamples=resamples, seed=seed)
+        results = compared[(a, b)]
         lines += [f"### {b} vs {a}", ""]
         lines += compare.markdown(results, a, b) if results else ["No verdict files in both.", ""]
     return lines if pairs else []
@@ -115,20 +179,22 @@ def plot(summaries, path):
     points = [(x_position(s["checkpoint"]), s) for s in summaries if x_position(s["checkpoint"]) is not None]
     xs = [x for x, _ in points]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
-    for key, label in summarize.TABLE1.items():
+    for key, label in common.TABLE1.items():
         ys = [100 * s["table1"][key] if s["table1"][key] is not None else float("nan") for _, s in points]
         left.plot(xs, ys, marker="o", label=label, linewidth=2.2 if key == "overall" else 1.4)
-    for key, label in summarize.AST_ONLY.items():
+    for key, label in common.AST_ONLY.items():
         ys = [100 * s["ast_only"][key] if s["ast_only"][key] is not None else float("nan") for _, s in points]
         left.plot(xs, ys, marker=".", linestyle=":", label=label)
-    for key, label in summarize.TABLE2.items():
+    for key, label in common.TABLE2.items():
         ys = [100 * s["table2"][key] if s["table2"][key] is not None else float("nan") for _, s in points]
         right.plot(xs, ys, marker="s", linestyle="--", label=label)
-    ys = [100 * s["heldout"] if s.get("heldout") is not None else float("nan") for _, s in points]
-    right.plot(xs, ys, marker="^", label="held-out split")
+    for key, label in (("heldout", "held-out split"), ("toolace", "ToolACE sample")):
+        ys = [100 * s[key] if s.get(key) is not None else float("nan") for _, s in points]
+        if any(y == y for y in ys):  # not all NaN
+            right.plot(xs, ys, marker="^", label=label)
     ticks = sorted(set(xs))
     labels = ["base" if x == -1 else "warm-up" if x == 0 else str(x) for x in ticks]
-    for ax, title in ((left, "BFCL-v3"), (right, "API-Bank and the held-out split")):
+    for ax, title in ((left, "BFCL-v3"), (right, "API-Bank and the held-out sets")):
         ax.set_xticks(ticks, labels)
         ax.set_xlabel("iteration")
         ax.set_ylabel("accuracy (%)")
@@ -142,18 +208,51 @@ def plot(summaries, path):
     tmp.replace(path)
 
 
+AUDIT_COLUMNS = {"pairs": "pairs", "samples": "samples with pairs", "decisive": "decisive",
+                 "chosen_gold": "chosen = gold", "chosen_malformed": "chosen malformed",
+                 "rejected_malformed": "rejected malformed"}
+
+
+def audit_table(data):
+    """Stage 05's pair audit of every iteration under `data` (data/$(RUN)), one row per iteration
+    and answer kind: what the preference pairs DPO learnt from were made of."""
+    audits = sorted(Path(data).glob("iter_*/pairs_audit.json"), key=lambda p: order(p.parent.name))
+    if not audits:
+        return []
+    lines = ["## What the search taught (stage 05's pair audit)", "",
+             "Decisive: the chosen step reached a correct answer in some rollout and the rejected none. "
+             "Chosen = gold: the chosen answer is correct by the outcome rule. Shares of the pairs, in %.", "",
+             "| iteration | answers | " + " | ".join(AUDIT_COLUMNS.values()) + " |",
+             "|---|---|" + "---|" * len(AUDIT_COLUMNS)]
+    for path in audits:
+        try:
+            audit = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise RecordError(f"{path}: invalid JSON ({e.msg})") from None
+        for kind, figures in [("all", audit), *sorted(audit.get("by_kind", {}).items())]:
+            cells = [str(figures[k]) if k in ("pairs", "samples") else common.percent(figures[k])
+                     for k in AUDIT_COLUMNS]
+            lines.append(f"| {path.parent.name} | {kind} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", required=True, help="eval/results/$(RUN): one sub-directory per checkpoint")
     parser.add_argument("--out", default=None, help="where report.md and the plot go (default: --results)")
+    parser.add_argument("--checkpoints", nargs="+", default=None,
+                        help="report these checkpoints only (make ladder's rungs; default: every one under --results)")
+    parser.add_argument("--data", default=None, help="data/$(RUN): also show each iteration's pair audit")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of the paired differences")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = parser.parse_args()
 
-    loaded = load_summaries(args.results)
+    loaded = load_summaries(args.results, args.checkpoints)
     if not loaded:
         raise SystemExit(f"{args.results}: no */summary.json; run `make eval CKPT=...` first")
     summaries = [s for _, s in loaded]
+    directories = {s["checkpoint"]: d for d, s in loaded}
+    compared = compare_all(directories, args.resamples, args.seed)
     out = Path(args.out or args.results)
     limits = sorted({", ".join(f"{k} {v or 'all'}" for k, v in s["limit"].items() if v is not None) for s in summaries})
     grammar = category_table(summaries, "bfcl_grammar", skip_same=True)
@@ -161,7 +260,9 @@ def main():
         ["# iTool evaluation", "", "BFCL-v3 (paper Table 1, with the AST-only figures) and API-Bank (paper Table 2), "
          "accuracy in %. BFCL items: scored / in the benchmark.", ""]
         + summarize.table_rows(summaries) + [""]
-        + differences({s["checkpoint"]: d for d, s in loaded}, args.resamples, args.seed)
+        + ladder_table(directories, compared)
+        + differences(directories, compared, args.resamples, args.seed)
+        + (audit_table(args.data) if args.data else [])
         + ["## BFCL-v3 per category", ""] + category_table(summaries)
         + ["", "## Diagnostic: with the project grammar", "",
            "Accuracy if the answers that only the project's grammar reads (names with spaces, call lists over lines) "

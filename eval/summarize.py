@@ -13,13 +13,9 @@ import argparse
 import json
 from pathlib import Path
 
-import common
-from records import RecordError, atomic_write_json, atomic_write_text
-
-TABLE1 = {"overall": "Overall", "non_live": "Non-live", "live": "Live", "multi_turn": "Multi-turn",
-          "relevance": "Relevance", "irrelevance": "Irrelevance"}
-AST_ONLY = {"non_live_ast": "Non-live AST", "live_ast": "Live AST"}
-TABLE2 = {"L-1": "API-Bank L1", "L-2": "API-Bank L2"}
+from eval import common
+from itool.files import atomic_write_json, atomic_write_text
+from itool.records import RecordError
 
 
 def read_scores(path):
@@ -32,7 +28,7 @@ def read_scores(path):
         raise RecordError(f"{path}: invalid JSON ({e.msg})") from None
 
 
-def summary(name, bfcl, api_bank, heldout=None):
+def summary(name, bfcl, api_bank, heldout=None, toolace=None):
     """The checkpoint's headline numbers (accuracies in [0, 1], None where not run or not complete),
     the partial BFCL aggregates, what was run, and the sources."""
     bfcl = bfcl or {}
@@ -43,23 +39,25 @@ def summary(name, bfcl, api_bank, heldout=None):
         "checkpoint": name,
         "model": source.get("model"),
         "adapter": source.get("adapter"),
-        "table1": {key: aggregates.get(key, {}).get("accuracy") for key in TABLE1},
-        "ast_only": {key: aggregates.get(key, {}).get("accuracy") for key in AST_ONLY},
+        "table1": {key: aggregates.get(key, {}).get("accuracy") for key in common.TABLE1},
+        "ast_only": {key: aggregates.get(key, {}).get("accuracy") for key in common.AST_ONLY},
         "partial": {key: {"accuracy": node["partial"], "missing": node["missing"]}
                     for key, node in aggregates.items() if node["accuracy"] is None and node["partial"] is not None},
-        "table2": {key: levels.get(key, {}).get("accuracy") for key in TABLE2},
+        "table2": {key: levels.get(key, {}).get("accuracy") for key in common.TABLE2},
         "heldout": (heldout or {}).get("accuracy"),
+        "toolace": (toolace or {}).get("accuracy"),
         "bfcl_categories": {c: s["accuracy"] for c, s in bfcl.get("categories", {}).items()},
         "bfcl_grammar": {c: s["grammar_accuracy"] for c, s in bfcl.get("categories", {}).items()},
         "bfcl_seconds_per_item": {c: s["seconds_per_item"] for c, s in bfcl.get("categories", {}).items()},
         "bfcl_coverage": bfcl.get("coverage"),
         "limit": {"bfcl": bfcl.get("limit"), "api_bank": (api_bank or {}).get("limit"),
-                  "heldout": (heldout or {}).get("limit")},
+                  "heldout": (heldout or {}).get("limit"), "toolace": (toolace or {}).get("limit")},
         "seconds_per_item": {"bfcl": bfcl.get("seconds_per_item"),
                              "api_bank": (api_bank or {}).get("seconds_per_item")},
         "bfcl": bfcl or None,
         "api_bank": api_bank,
         "heldout_scores": heldout,
+        "toolace_scores": toolace,
     }
 
 
@@ -71,11 +69,11 @@ def items_cell(s):
 def table_rows(summaries):
     """Markdown rows of Table 1 (with the AST-only figures) and Table 2 side by side, one row per
     checkpoint; below them, the partial values of the columns left blank."""
-    labels = list(TABLE1.values()) + list(AST_ONLY.values()) + list(TABLE2.values()) + ["Held-out"]
+    labels = [*common.TABLE1.values(), *common.AST_ONLY.values(), *common.TABLE2.values(), "Held-out", "ToolACE"]
     lines = ["| Checkpoint | BFCL items | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
     for s in summaries:
-        values = [s["table1"][k] for k in TABLE1] + [s["ast_only"][k] for k in AST_ONLY] + \
-            [s["table2"][k] for k in TABLE2] + [s.get("heldout")]
+        values = [s["table1"][k] for k in common.TABLE1] + [s["ast_only"][k] for k in common.AST_ONLY] + \
+            [s["table2"][k] for k in common.TABLE2] + [s.get("heldout"), s.get("toolace")]
         lines.append(f"| {s['checkpoint']} | {items_cell(s)} | " + " | ".join(map(common.percent, values)) + " |")
     partial = [partial_line(s) for s in summaries if s["partial"]]
     if partial:
@@ -86,9 +84,8 @@ def table_rows(summaries):
 
 
 def partial_line(s):
-    labels = {**TABLE1, **AST_ONLY}
     return f"- {s['checkpoint']}: " + "; ".join(
-        f"{labels[k]} {common.percent(p['accuracy'])} ({len(p['missing'])} categories missing)"
+        f"{common.BFCL_LABELS[k]} {common.percent(p['accuracy'])} ({len(p['missing'])} categories missing)"
         for k, p in s["partial"].items())
 
 
@@ -113,13 +110,15 @@ def main():
     directory = Path(args.dir)
     bfcl, api_bank = read_scores(directory / "bfcl_scores.json"), read_scores(directory / "api_bank_scores.json")
     heldout = read_scores(directory / "heldout_scores.json")
+    toolace = read_scores(directory / "toolace_scores.json")  # make ladder's yardstick
     if bfcl is None and api_bank is None and heldout is None:
         raise SystemExit(f"{directory}: no bfcl_scores.json, api_bank_scores.json or heldout_scores.json; run "
                          "eval/bfcl.py, eval/api_bank.py or eval/heldout.py first")
-    s = summary(args.name or directory.name, bfcl, api_bank, heldout)
+    s = summary(args.name or directory.name, bfcl, api_bank, heldout, toolace)
     text = "\n".join([f"# {s['checkpoint']}", "", "Accuracy in %.", ""] + table_rows([s]) + [""] + coverage_lines(s)
                      + [f"API-Bank: {s['limit']['api_bank'] or 'all'} records per level." if api_bank else ""]
-                     + [f"Held-out: {heldout['scored']} items of {heldout['samples']}." if heldout else "", ""])
+                     + [f"Held-out: {heldout['scored']} items of {heldout['samples']}." if heldout else ""]
+                     + [f"ToolACE: {toolace['scored']} items of {toolace['samples']}." if toolace else "", ""])
     atomic_write_json(directory / "summary.json", s)
     atomic_write_text(directory / "table.md", text)
     print(text)

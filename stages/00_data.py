@@ -13,7 +13,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from records import RecordError, atomic_write_json, validate_record, write_jsonl
+from itool.files import atomic_write_json, write_jsonl
+from itool.records import RecordError, validate_record
 
 
 def load_local(path):
@@ -49,7 +50,7 @@ def load_hub(dataset_id):
 
 def load_records(data, samples, seed):
     if data == "synthetic":
-        import synthetic
+        from itool import synthetic
 
         return [(r, f"synthetic: record {i}") for i, r in enumerate(synthetic.generate(samples, seed))]
     if Path(data).is_file():

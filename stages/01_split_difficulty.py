@@ -14,7 +14,8 @@ import random
 import sys
 from pathlib import Path
 
-from records import RecordError, atomic_write_json, read_jsonl, record_samples, validate_record, write_jsonl
+from itool.files import atomic_write_json, read_jsonl, write_jsonl
+from itool.records import RecordError, record_samples, validate_record
 
 CRITERIA = ("n_tools", "tools_chars", "n_calls")
 LEVELS = ("easy", "medium", "hard")

@@ -1,24 +1,26 @@
 """Stage 02 (make warmup): easy-to-hard warm-up SFT with LoRA or QLoRA, in a plain PyTorch loop.
 
 The paper's warm-up (Eq. 1-3): fine-tune on the easy third of the data, then the medium third,
-then the hard third, with the loss -log P(y | q, T) on the assistant answer tokens only. One
-learning-rate schedule (linear warm-up, cosine decay) spans the whole curriculum; the adapter is
-saved after each third and at the end:
+then the hard third, with the loss -log P(y | q, T) on the assistant answer tokens only. Each third
+is a phase of the curriculum (--epochs passes over it). One learning-rate schedule (linear
+warm-up, cosine decay) spans the whole curriculum; the adapter is saved after each phase and at
+the end:
 
-  <out>/easy/ <out>/medium/ <out>/hard/    adapter after each third
+  <out>/easy/ <out>/medium/ <out>/hard/    adapter after each phase
   <out>/adapter_model.safetensors + config  final adapter (the iteration-0 policy), written last
-  <out>/metrics.jsonl                       loss, lr, tokens/s, grad norm, peak memory per log step
+  <out>/metrics.jsonl                       phase, loss, lr, tokens/s, grad norm, peak memory per log step
   <out>/summary.json                        steps, tokens, throughput, skipped samples
   <out>/train_state.pt                      resumable state while training (deleted at the end)
 
---curriculum mixed is the paper's Fig. 4 ablation: the shuffled union of the three thirds, cut
-into the same number of steps.
+--curriculum mixed is the paper's Fig. 4 ablation: one phase, the shuffled union of the three
+thirds, cut into the same number of steps.
 
 A step is --batch-size samples. Its samples are grouped by length into micro-batches of at most
 --micro-batch-tokens padded tokens, and every micro-batch's summed loss is divided by the step's
 total number of answer tokens, so accumulation gives exactly the token-mean loss of the whole
 batch whatever the micro-batching. The decoder runs on every position, the LM head only on the
-positions that predict an answer token.
+positions that predict an answer token. A non-finite loss or gradient stops the stage before the
+update, naming the step and the last good training state (training.finish_step).
 
 Killed and re-run with the same settings, the stage resumes from the last state saved (every
 --save-every steps) and ends with the same adapter as an uninterrupted run.
@@ -44,11 +46,10 @@ os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-import distributed  # noqa: E402
-import modeling  # noqa: E402
-import training  # noqa: E402
-from logprobs import chunked_head_logprobs, collate, target_logprobs  # noqa: E402
-from records import RecordError, atomic_write_json, read_jsonl  # noqa: E402
+from itool import distributed, files, modeling, training  # noqa: E402
+from itool.files import atomic_write_json, read_jsonl  # noqa: E402
+from itool.logprobs import chunked_head_logprobs, collate, target_logprobs  # noqa: E402
+from itool.records import RecordError  # noqa: E402
 
 LEVELS = ("easy", "medium", "hard")
 BUCKET_POOL = 16  # batches per pool that is sorted by length before cutting: little padding, yet mixed batches
@@ -60,28 +61,14 @@ def parse_args(argv=None):
     parser.add_argument("--qlora", default="auto", help="auto (4-bit on CUDA only) | 1 | 0")
     parser.add_argument("--splits-dir", required=True, help="folder with easy.jsonl, medium.jsonl, hard.jsonl (stage 01)")
     parser.add_argument("--out", required=True, help="output folder for the adapters, metrics and training state")
-    parser.add_argument("--curriculum", choices=("easy2hard", "mixed"), default="easy2hard")
-    parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (paper: 5e-5)")
-    parser.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (paper: 0.01)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=1, help="passes over each third")
-    parser.add_argument("--batch-size", type=int, default=8, help="samples per optimizer step")
-    parser.add_argument("--micro-batch-tokens", type=int, default=0,
-                        help="padded tokens per forward/backward pass, a longer sample runs alone (0: 1024 on "
-                             "the CPU, where more gains nothing; 8192 on CUDA)")
+    parser.add_argument("--curriculum", choices=("easy2hard", "mixed"), default="easy2hard")
+    parser.add_argument("--max-steps", type=int, default=0,
+                        help="train only this many steps, shared across the phases in proportion (quick runs)")
     parser.add_argument("--max-length", type=int, default=2048,
                         help="samples with more tokens (prompt + answer) are skipped and counted")
-    parser.add_argument("--max-steps", type=int, default=0,
-                        help="train only this many steps, shared across the thirds in proportion (quick runs)")
-    parser.add_argument("--warmup-ratio", type=float, default=0.05, help="share of the steps with linear lr warm-up")
-    parser.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
-    parser.add_argument("--lora-r", type=int, default=8)
-    parser.add_argument("--lora-alpha", type=float, default=16)
-    parser.add_argument("--gradient-checkpointing", default="auto",
-                        help="auto (on for models over 1B parameters) | 1 | 0")
     parser.add_argument("--attn", default="auto", help="attention kernel: auto (eager on CPU, sdpa on CUDA) | sdpa | eager")
-    parser.add_argument("--save-every", type=int, default=20, help="steps between training-state checkpoints")
-    parser.add_argument("--log-every", type=int, default=5, help="steps between metrics lines")
+    training.add_flags(parser, "samples")
     return parser.parse_args(argv)
 
 
@@ -141,71 +128,48 @@ def length_bucketed_batches(lengths, n_batches, rng):
 
 
 def plan_steps(encoded, curriculum, epochs, batch_size, max_steps, seed):
-    """The run's optimizer steps as (stage, [(level, index), ...]) in training order.
+    """The run's optimizer steps as (phase, [(level, index), ...]) in training order.
 
     easy2hard: the epochs of easy, then of medium, then of hard. mixed: epochs over the union of the
     three, each cut into as many batches as the three thirds take together, so both curricula take
-    the same number of steps. --max-steps keeps the first steps of each stage, in proportion. The plan
+    the same number of steps. --max-steps keeps the first steps of each phase, in proportion. The plan
     is a function of the arguments alone: a resumed run rebuilds it and continues at the saved step.
     """
     rng = random.Random(seed)
     batches_per_epoch = {level: math.ceil(len(encoded[level]) / batch_size) for level in LEVELS}
     if curriculum == "mixed":
-        stages = {"mixed": ([(level, i) for level in LEVELS for i in range(len(encoded[level]))],
+        phases = {"mixed": ([(level, i) for level in LEVELS for i in range(len(encoded[level]))],
                             sum(batches_per_epoch.values()))}
     else:
-        stages = {level: ([(level, i) for i in range(len(encoded[level]))], batches_per_epoch[level])
+        phases = {level: ([(level, i) for i in range(len(encoded[level]))], batches_per_epoch[level])
                   for level in LEVELS}
-    keep = {stage: epochs * n_batches for stage, (_, n_batches) in stages.items()}
+    keep = {phase: epochs * n_batches for phase, (_, n_batches) in phases.items()}
     if 0 < max_steps < sum(keep.values()):
         keep = share_steps(keep, max_steps)
     plan = []
-    for stage, (units, n_batches) in stages.items():
+    for phase, (units, n_batches) in phases.items():
         lengths = [len(encoded[level][i][0]) + len(encoded[level][i][1]) for level, i in units]
         batches = [batch for _ in range(epochs) for batch in length_bucketed_batches(lengths, n_batches, rng)]
-        plan += [(stage, [units[j] for j in batch]) for batch in batches[:keep[stage]]]
+        plan += [(phase, [units[j] for j in batch]) for batch in batches[:keep[phase]]]
     return plan
 
 
 def share_steps(full, total):
-    """Split `total` steps across stages in proportion to their full step counts (largest remainder)."""
-    exact = {stage: total * n / sum(full.values()) for stage, n in full.items()}
-    shares = {stage: int(x) for stage, x in exact.items()}
-    for stage in sorted(exact, key=lambda s: shares[s] - exact[s])[:total - sum(shares.values())]:
-        shares[stage] += 1
+    """Split `total` steps across phases in proportion to their full step counts (largest remainder)."""
+    exact = {phase: total * n / sum(full.values()) for phase, n in full.items()}
+    shares = {phase: int(x) for phase, x in exact.items()}
+    for phase in sorted(exact, key=lambda p: shares[p] - exact[p])[:total - sum(shares.values())]:
+        shares[phase] += 1
     return shares
 
 
 def micro_batches(examples, max_tokens):
-    """Group (prompt, answer) pairs, sorted by length, into batches of at most max_tokens padded tokens.
-
-    No examples make no batch: a rank whose share of a step is empty (fewer samples than ranks)
-    only adds zero gradients to the step's sum."""
-    groups, current, width = [], [], 0
-    for example in sorted(examples, key=lambda e: len(e[0]) + len(e[1])):
-        length = len(example[0]) + len(example[1])
-        if current and max(width, length) * (len(current) + 1) > max_tokens:
-            groups.append(current)
-            current, width = [], 0
-        current.append(example)
-        width = max(width, length)
-    return groups + [current] if current else groups
+    """(prompt, answer) pairs of similar length in micro-batches of at most max_tokens padded tokens."""
+    lengths = [len(prompt) + len(answer) for prompt, answer in examples]
+    return [[examples[i] for i in batch] for batch in training.micro_batches(lengths, max_tokens)]
 
 
-# --- the model ------------------------------------------------------------------------------------
-
-def prepare_model(args, model_dir, device, qlora):
-    model = modeling.load_model(model_dir, trainable=True, qlora=qlora, device=device,
-                                lora_r=args.lora_r, lora_alpha=args.lora_alpha)
-    base = model.get_base_model()
-    n_params = sum(p.numel() for p in base.parameters())
-    if args.gradient_checkpointing == "1" or (args.gradient_checkpointing == "auto" and n_params > 1e9):
-        # recompute each layer's activations in backward: memory for time, needed for 8B on a GPU
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    modeling.set_fast_kernels(model, device, args.attn)
-    model.train()
-    return model
-
+# --- the loss -------------------------------------------------------------------------------------
 
 def answer_nll(model, input_ids, labels):
     """Summed -log p of the answer tokens (labels != IGNORE), the LM head run only at their positions.
@@ -222,34 +186,24 @@ def rank_share(examples):
     return distributed.shard(sorted(examples, key=lambda e: len(e[0]) + len(e[1])))
 
 
-def train_step(model, optimizer, groups, n_targets, pad_id, device, clip, step, state_path):
-    """Forward/backward every micro-batch of step number `step` (from 1) and update the weights;
-    returns (answer-token loss summed over all ranks, gradient norm before clipping).
+def train_step(model, optimizer, scheduler, groups, n_targets, pad_id, device, args, state_path):
+    """Forward/backward every micro-batch of a step and update the weights; returns (answer-token
+    loss summed over all ranks, gradient norm before clipping).
 
     `n_targets` counts the answer tokens of the whole step on every rank, so each rank's gradient is
     its share of the step's token mean and summing them gives the single-process update."""
-    total = 0.0
+    total, loss_finite = 0.0, True
     for group in groups:
         input_ids, _, labels = collate(group, pad_id, device)
         with torch.autocast(device.type, dtype=torch.bfloat16):
             nll = answer_nll(model, input_ids, labels)
-        training.check_finite(nll, step, state_path)
+        if not torch.isfinite(nll):  # stop every rank before the update (training.finish_step)
+            loss_finite = False
+            continue
         (nll / n_targets).backward()  # token mean over the whole step, not over this micro-batch
         total += nll.item()
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    if distributed.world_size() > 1:
-        for p in params:
-            if p.grad is None:  # a rank without a sample in this step
-                p.grad = torch.zeros_like(p)
-            distributed.all_sum(p.grad)
-        total = distributed.all_sum(torch.tensor(total, dtype=torch.float64)).item()
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-    if not torch.isfinite(grad_norm):
-        raise training.NonFiniteLoss(f"gradient norm is {grad_norm.item()} at step {step} (finite loss); stopping "
-                                     f"before the update. The last good training state is {state_path}.")
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return total, grad_norm.item()
+    grad_norm = training.finish_step(optimizer, scheduler, args.max_grad_norm, state_path, loss_finite)
+    return distributed.all_sum(torch.tensor(total, dtype=torch.float64)).item(), grad_norm
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -264,7 +218,7 @@ def main(argv=None):
     _, _, device = distributed.init()
     main_rank = distributed.is_main()
     qlora = modeling.use_qlora(args.qlora, device)
-    micro_batch_tokens = args.micro_batch_tokens or (8192 if device.type == "cuda" else 1024)
+    micro_batch_tokens = training.micro_batch_tokens(args, device)
     model_dir = modeling.resolve_model(args.model)
     tokenizer = modeling.load_tokenizer(model_dir)
     try:
@@ -275,14 +229,14 @@ def main(argv=None):
         print(f"skipped {len(skipped)} samples longer than --max-length {args.max_length} tokens "
               f"(e.g. {', '.join(skipped[:5])})", file=sys.stderr)
     plan = plan_steps(encoded, args.curriculum, args.epochs, args.batch_size, args.max_steps, args.seed)
-    stage_ends = {stage: i + 1 for i, (stage, _) in enumerate(plan)}  # step after which each stage is done
+    phase_ends = {phase: i + 1 for i, (phase, _) in enumerate(plan)}  # step after which each phase is done
 
-    model = prepare_model(args, model_dir, device, qlora)
+    model = training.trainable_model(model_dir, args, device, qlora)
+    model.train()
     optimizer = training.make_optimizer(model, args.lr, args.weight_decay)
     scheduler = training.warmup_cosine(optimizer, max(1, round(args.warmup_ratio * len(plan))), len(plan))
     inputs = [Path(args.splits_dir) / f"{level}.jsonl" for level in LEVELS] + [Path(__file__)]
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "save_every", "log_every")}
-    fingerprint = training.fingerprint({**settings, "model_dir": model_dir, "qlora": qlora}, inputs)
+    fingerprint = files.fingerprint({**training.settings(args), "model_dir": model_dir, "qlora": qlora}, inputs)
     state = training.load_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler,
                                 fingerprint=fingerprint)
     start = state["step"] if state else 0
@@ -292,7 +246,7 @@ def main(argv=None):
 
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if main_rank:
-        print(f"{args.curriculum}: {len(plan)} steps ({', '.join(f'{s} {sum(p[0] == s for p in plan)}' for s in stage_ends)}), "
+        print(f"{args.curriculum}: {len(plan)} steps ({', '.join(f'{p} {sum(s[0] == p for s in plan)}' for p in phase_ends)}), "
               f"{n_trainable / 1e6:.2f}M trainable parameters, {'QLoRA' if qlora else 'LoRA'} on {device}"
               f"{f' x {distributed.world_size()} ranks' if distributed.world_size() > 1 else ''}")
     window = {"nll": 0.0, "targets": 0, "tokens": 0, "seconds": 0.0}
@@ -300,34 +254,34 @@ def main(argv=None):
     progress = tqdm(range(start, len(plan)), initial=start, total=len(plan), desc="warm-up", dynamic_ncols=True,
                     disable=not main_rank)
     for step in progress:
-        stage, units = plan[step]
+        phase, units = plan[step]
         examples = [encoded[level][i] for level, i in units]
         n_targets = sum(len(answer) for _, answer in examples)
         n_tokens = sum(len(prompt) + len(answer) for prompt, answer in examples)
         lr = scheduler.get_last_lr()[0]
         started = time.perf_counter()
-        nll, grad_norm = train_step(model, optimizer, micro_batches(rank_share(examples), micro_batch_tokens), n_targets,
-                                    tokenizer.pad_token_id, device, args.clip, step + 1, state_path)
-        scheduler.step()
+        groups = micro_batches(rank_share(examples), micro_batch_tokens)
+        nll, grad_norm = train_step(model, optimizer, scheduler, groups, n_targets, tokenizer.pad_token_id, device,
+                                    args, state_path)
         seconds = time.perf_counter() - started
         for key, value in (("nll", nll), ("targets", n_targets), ("tokens", n_tokens), ("seconds", seconds)):
             window[key] += value
         if step > start:  # the first step pays one-off allocation costs
             run_tokens, run_seconds = run_tokens + n_tokens, run_seconds + seconds
-        progress.set_postfix(stage=stage, loss=f"{nll / n_targets:.3f}", lr=f"{lr:.1e}", tok_s=f"{n_tokens / seconds:.0f}")
+        progress.set_postfix(phase=phase, loss=f"{nll / n_targets:.3f}", lr=f"{lr:.1e}", tok_s=f"{n_tokens / seconds:.0f}")
 
         done = step + 1
-        if main_rank and (done % args.log_every == 0 or done == len(plan) or done == stage_ends[stage]):
+        if main_rank and (done % args.log_every == 0 or done == len(plan) or done == phase_ends[phase]):
             training.log_metrics(metrics, {
-                "step": done, "stage": stage, "loss": round(window["nll"] / window["targets"], 5), "lr": lr,
+                "step": done, "phase": phase, "loss": round(window["nll"] / window["targets"], 5), "lr": lr,
                 "grad_norm": round(grad_norm, 4), "tokens_per_s": round(window["tokens"] / window["seconds"], 1),
                 "peak_memory_mib": round(training.peak_memory_mib(device))})
             window = dict.fromkeys(window, 0)
-        if main_rank and done == stage_ends[stage] and args.curriculum == "easy2hard":
-            modeling.save_adapter(model, out / stage)
-        if main_rank and (done % args.save_every == 0 or done == stage_ends[stage]):
+        if main_rank and done == phase_ends[phase] and args.curriculum == "easy2hard":
+            modeling.save_adapter(model, out / phase)
+        if main_rank and (done % args.save_every == 0 or done == phase_ends[phase]):
             training.save_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler, step=done,
-                                position=done, fingerprint=fingerprint)
+                                fingerprint=fingerprint)
     progress.close()
     if not main_rank:
         distributed.finish()

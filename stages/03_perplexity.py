@@ -33,10 +33,10 @@ import torch
 from tqdm import tqdm
 from transformers import DynamicCache
 
-import distributed
-import modeling
-from logprobs import cached_hidden, fork_cache, head_logprobs
-from records import RecordError, atomic_write_json, check_samples, read_jsonl, write_jsonl
+from itool import distributed, modeling
+from itool.files import atomic_write_json, read_jsonl, write_jsonl
+from itool.logprobs import cached_hidden, fork_cache, head_logprobs
+from itool.records import RecordError, check_samples
 
 
 def length_batches(lengths, batch_tokens):

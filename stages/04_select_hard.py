@@ -15,7 +15,8 @@ import math
 import sys
 from pathlib import Path
 
-from records import RecordError, atomic_write_json, read_jsonl, write_jsonl
+from itool.files import atomic_write_json, read_jsonl, write_jsonl
+from itool.records import RecordError
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 

@@ -1,7 +1,7 @@
 """Stage 05 (make iterate): step-level MCTS on the hard samples -> step-level preference pairs.
 
 For each hard sample the search grows a tree whose root is the prompt (tools and dialogue) and
-whose edges are answer steps: one call of a call list, or one sentence of a text answer (steps.py).
+whose edges are answer steps: one call of a call list, or one sentence of a text answer (itool/steps.py).
 A node is the answer so far, as the token ids the policy produced (gold steps: the ids of the
 gold answer, tokenised whole). One simulation (paper §4.3):
 
@@ -17,7 +17,7 @@ gold answer, tokenised whole). One simulation (paper §4.3):
             visited children, Q(s,a) = r(s,a) + γ·V(s').
 
 O(s) is 0 before the end; at a terminal it is +1 if the answer was finished and is correct
-(outcome.is_correct: the gold's calls, or for a text gold the same job done — see outcome.py),
+(outcome.is_correct: the gold's calls, or for a text gold the same job done — see itool/outcome.py),
 −1 otherwise (malformed calls and special tokens included). C(s) is the self-evaluation (Eq. 7):
 one forward pass of the policy on the prompt in stages/self_eval_prompt.txt (tools, dialogue,
 gold answer, partial answer), the expected grade score under the probabilities of the letters A–D
@@ -45,15 +45,15 @@ self-evaluations), and one batched forward serves every tree's requests (generat
 sample's prompt and self-evaluation prompt are prefilled once and forked for every state).
 
 Resume. Each finished batch of samples is appended to .pairs.partial.<rank>.jsonl in the output
-directory (a line per sample) and its trees written to --trees-dir/<id>.json; a re-run with the
-same settings and inputs skips finished samples. --out (make's target) appears only at the end,
-with mcts_stats.json and the audit beside it. Under torchrun the batches are dealt out to the
-ranks whole, so a batch's samples and their trees are the same whatever the number of ranks.
+directory (itool.files' partial results, a line per sample) and its trees are written to
+--trees-dir/<id>.json; a re-run with the same settings, inputs and code skips finished samples.
+--out (make's target) appears only at the end, with mcts_stats.json and the audit beside it.
+Under torchrun the batches are dealt out to the ranks whole, so a batch's samples and their trees
+are the same whatever the number of ranks.
 """
 import argparse
 import json
 import math
-import os
 import random
 import re
 import shutil
@@ -68,16 +68,14 @@ from typing import NamedTuple
 import torch
 from tqdm import tqdm
 
-import distributed
-import generation
-import modeling
-import training
-from logprobs import head_logits, head_logprobs
-from outcome import equivalent, is_clean, is_correct
-from records import RecordError, atomic_write_json, atomic_write_text, check_samples, read_jsonl, \
-    tools_from_system, write_jsonl
-from steps import first_step_end, is_call_list, token_cut, token_steps
-from toolcalls import parse_answer, same_calls
+import itool
+from itool import distributed, files, generation, modeling
+from itool.files import atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
+from itool.logprobs import head_logits, head_logprobs
+from itool.outcome import equivalent, is_clean, is_correct
+from itool.records import RecordError, check_samples, tools_from_system
+from itool.steps import first_step_end, is_call_list, token_cut, token_steps
+from itool.toolcalls import parse_answer, same_calls
 
 EVAL_PROMPT = Path(__file__).with_name("self_eval_prompt.txt")
 GRADES = "ABCD"
@@ -675,55 +673,42 @@ class ModelPolicy:
         return torch.tanh(logits / softcap) * softcap if softcap else logits
 
 
-# --- files: resumable per-sample results, trees, pairs --------------------------------------------
+# --- files: per-sample results (itool.files' partial format, a file per rank), trees -------------
 
 def tree_path(trees_dir, sample_id):
     return Path(trees_dir) / (re.sub(r"[^A-Za-z0-9._-]", "_", sample_id) + ".json")
 
 
-def partial_files(out_dir):
+def partial_path(out_dir, rank):
+    return Path(out_dir) / f".pairs.partial.{rank}.jsonl"
+
+
+def partial_paths(out_dir):
     return sorted(Path(out_dir).glob(".pairs.partial.*.jsonl"))
 
 
-def read_partial(path):
-    """The complete lines of a partial file; a line cut short by a kill is left out."""
-    entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return entries
-
-
 def prepare_resume(out_dir, trees_dir, fingerprint):
-    """Keep the finished samples of an interrupted run with the same fingerprint (rewriting the
-    partial files without a torn last line) and return their number; results of any other run
-    are stale and removed, trees included."""
-    files = partial_files(out_dir)
-    entries = {path: read_partial(path) for path in files}
-    n_finished = sum(map(len, entries.values()))
-    if n_finished and all(e["fingerprint"] == fingerprint for found in entries.values() for e in found):
-        for path, found in entries.items():
-            write_jsonl(path, found)
-        return n_finished
-    if n_finished:
+    """Keep the finished samples of an interrupted run with the same fingerprint (rewriting each
+    rank's partial file without a line cut short by the kill) and return their number; results of
+    any other run are stale and removed, trees included."""
+    paths = partial_paths(out_dir)
+    found = [files.read_partial(path, fingerprint) for path in paths]
+    if None not in found and any(found):
+        for path, rows in zip(paths, found):
+            files.write_partial(path, fingerprint, rows.values())
+        return sum(map(len, found))
+    if None in found:
         print(f"{out_dir}: partial results of a run with other settings or inputs; starting afresh", file=sys.stderr)
-    for path in files:
+    for path in paths:
         path.unlink()
     shutil.rmtree(trees_dir, ignore_errors=True)
     return 0
 
 
 def finished_results(out_dir, fingerprint):
-    return {e["sample_id"]: e for path in partial_files(out_dir) for e in read_partial(path)
-            if e["fingerprint"] == fingerprint}
-
-
-def append_lines(file, entries):
-    file.write("".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries))
-    file.flush()
-    os.fsync(file.fileno())
+    """{sample id: its pairs and stats} from every rank's partial file."""
+    return {sample_id: row for path in partial_paths(out_dir)
+            for sample_id, row in (files.read_partial(path, fingerprint) or {}).items()}
 
 
 def written_by_policy(tree, node):
@@ -853,9 +838,9 @@ def main(argv=None):
     # Partial results are reused only by a run with the same settings, inputs and code.
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "trees_dir", "max_samples")}
     adapter_file = [Path(args.adapter) / "adapter_model.safetensors"] if args.adapter else []
-    code = [__file__] + [Path(__file__).with_name(f"{m}.py") for m in
+    code = [__file__] + [Path(itool.__file__).with_name(f"{m}.py") for m in
                          ("outcome", "steps", "toolcalls", "records", "generation", "modeling", "logprobs")]
-    fingerprint = training.fingerprint(settings, [args.samples, args.eval_prompt, *adapter_file, *code])
+    fingerprint = files.fingerprint(settings, [args.samples, args.eval_prompt, *adapter_file, *code])
     out.parent.mkdir(parents=True, exist_ok=True)
     if distributed.is_main():
         resumed = prepare_resume(out.parent, trees_dir, fingerprint)
@@ -876,12 +861,14 @@ def main(argv=None):
             model = model.merge_and_unload()
         generation.use_grouped_attention(model)
         trees_dir.mkdir(parents=True, exist_ok=True)
+        partial = partial_path(out.parent, rank)
+        if not partial.is_file():  # a rank whose file prepare_resume kept appends to it
+            files.write_partial(partial, fingerprint)
         n_pairs = 0
-        with open(out.parent / f".pairs.partial.{rank}.jsonl", "a", encoding="utf-8") as partial, \
-                tqdm(total=sum(map(len, todo)), desc="mcts", unit="sample", disable=not distributed.is_main()) as bar:
+        with tqdm(total=sum(map(len, todo)), desc="mcts", unit="sample", disable=not distributed.is_main()) as bar:
             for batch in todo:
                 trees, tokens, seconds = search_batch(model, tokenizer, batch, template, args, eot_id)
-                entries = []
+                rows = []
                 for sample, tree in zip(batch, trees):
                     pairs = preference_pairs(tree, sample, args.pair_gap, args.outcome_margin, args.pairs_per_node)
                     # the batch's time and tokens are shared out evenly: the trees grew together
@@ -889,10 +876,9 @@ def main(argv=None):
                     atomic_write_json(tree_path(trees_dir, sample["id"]),
                                       {"sample_id": sample["id"], "gold": sample["answer"], "stats": stats,
                                        "nodes": tree})
-                    entries.append({"fingerprint": fingerprint, "sample_id": sample["id"], "pairs": pairs,
-                                    "stats": stats})
+                    rows.append({"id": sample["id"], "pairs": pairs, "stats": stats})
                     n_pairs += len(pairs)
-                append_lines(partial, entries)
+                files.append_partial(partial, rows)
                 bar.update(len(batch))
                 bar.set_postfix(pairs=n_pairs, sims_per_s=f"{args.simulations * len(batch) / seconds:.2f}")
 
@@ -910,7 +896,7 @@ def main(argv=None):
         atomic_write_json(out.with_name("pairs_audit.json"), report)
         atomic_write_text(out.with_name("pairs_audit.md"), audit_markdown(report, pairs))
         write_jsonl(out, pairs)  # last: it is make's target
-        for path in partial_files(out.parent):
+        for path in partial_paths(out.parent):
             path.unlink()
         print(f"{stats['pairs']} pairs from {stats['samples']} samples ({stats['samples_with_pairs']} with pairs, "
               f"{stats['samples_solved_by_policy']} solved by the policy's own steps; decisive {report['decisive']}, "

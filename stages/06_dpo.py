@@ -20,20 +20,23 @@ rejected ones). So the pairs with one prompt are one packed row: the prompt, the
 completion, every completion positioned right after the prompt, and an attention mask that
 hides the completions from each other: one forward computes every side and the prompt once,
 with the result of separate rows. The LM head runs only where a completion token is predicted,
-its log-softmax in fp32; the decoder runs under bf16 autocast. Rows are bucketed by length into
-micro-batches of up to --micro-batch pairs, whose order is shuffled every epoch.
+its log-softmax in fp32; the decoder runs under bf16 autocast. Rows of similar length are grouped
+into micro-batches of at most --micro-batch-tokens padded tokens (a row is never split), the same
+micro-batches every epoch in a new order; a step takes them in that order, up to --batch-size pairs.
 
 Each optimizer step's loss is the sum of its pairs' losses divided by the number of pairs in the
 whole step (and ORPO's SFT term by the step's chosen-token count), so gradient accumulation over
 unevenly filled micro-batches gives the gradient of one big batch. Under torchrun (NGPU > 1) each
 rank takes its share of every step's micro-batches (and of the reference pass), and the LoRA
-gradients are summed across ranks: the same update as one process.
+gradients are summed across ranks: the same update as one process (training.finish_step, which
+also stops every rank before the update when a loss or the gradient is not finite).
 
-Outputs in --out: the adapter (adapter_model.safetensors last), metrics.jsonl (one line per
-step: loss, rewards/chosen, rewards/rejected, rewards/accuracy, rewards/margin, ...) and
-summary.json. A killed run resumes from train_state.pt, saved every --save-every steps.
+Outputs in --out: the adapter (adapter_model.safetensors last), metrics.jsonl (a line every
+--log-every steps: loss, rewards/chosen, rewards/rejected, rewards/accuracy, rewards/margin, ...)
+and summary.json. A killed run resumes from train_state.pt, saved every --save-every steps.
 """
 import argparse
+import itertools
 import math
 import random
 import sys
@@ -44,11 +47,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import distributed
-import modeling
-import training
-from logprobs import decoder_hidden, head_logprobs
-from records import RecordError, atomic_write_json, read_jsonl
+from itool import distributed, files, modeling, training
+from itool.files import atomic_write_json, read_jsonl
+from itool.logprobs import decoder_hidden, head_logprobs
+from itool.records import RecordError
 
 DEFAULT_BETA = {"dpo": 0.1, "simpo": 2.5, "ipo": 0.1, "orpo": 0.1}
 NEEDS_REFERENCE = {"dpo", "ipo"}
@@ -207,27 +209,33 @@ def packed_length(row):
     return len(row[0]) + sum(map(len, row[1]))
 
 
-def micro_batches(rows, size):
-    """Lists of row indices of similar packed length holding up to `size` pairs each (a row with
-    more pairs than that goes alone), so a forward wastes little padding."""
-    batches, batch, n_pairs = [], [], 0
-    for i in sorted(range(len(rows)), key=lambda i: packed_length(rows[i])):
-        if batch and n_pairs + len(rows[i][2]) > size:
-            batches.append(batch)
-            batch, n_pairs = [], 0
-        batch.append(i)
-        n_pairs += len(rows[i][2])
-    return batches + [batch] if batch else batches
+def micro_batches(rows, max_tokens, max_pairs):
+    """Lists of row indices of similar packed length, each of at most `max_tokens` padded tokens
+    and `max_pairs` pairs (a row over either limit goes alone), so that a forward wastes little
+    padding. A row is never split: its completions share one computation of its prompt."""
+    return training.micro_batches([packed_length(row) for row in rows], max_tokens,
+                                  sizes=[len(row[2]) for row in rows], max_size=max_pairs)
 
 
-def schedule(batches, epochs, seed):
-    """The micro-batch order of the whole run: every epoch a seeded shuffle of the same batches."""
+def plan_steps(rows, batches, batch_size, epochs, seed):
+    """The run's optimizer steps as lists of micro-batch indices: every epoch a seeded shuffle of
+    the same micro-batches, taken in order into steps of up to `batch_size` pairs (a micro-batch
+    is never split). The micro-batches are the same in every epoch, so the reference log-probs,
+    computed once over them, match the policy's exactly wherever the weights are unchanged."""
     order = []
     for epoch in range(epochs):
         epoch_order = list(range(len(batches)))
         random.Random(seed * 1000 + epoch).shuffle(epoch_order)
         order += epoch_order
-    return order
+    steps, step, n_pairs = [], [], 0
+    for b in order:
+        size = sum(len(rows[i][2]) for i in batches[b])
+        if step and n_pairs + size > batch_size:
+            steps.append(step)
+            step, n_pairs = [], 0
+        step.append(b)
+        n_pairs += size
+    return steps + [step] if step else steps
 
 
 def attention_masks(segments, positions, config, dtype):
@@ -351,10 +359,7 @@ def train_step(model, optimizer, scheduler, pairs, rows, step_batches, reference
         totals["rewards/margin"] += (reward_chosen - reward_rejected).sum().item() / n_pairs
         totals["logps/chosen"] += (chosen / batch["n_chosen"]).sum().item() / n_pairs
         totals["logps/rejected"] += (rejected / batch["n_rejected"]).sum().item() / n_pairs
-    params = [p for p in model.parameters() if p.requires_grad]
-    grad_norm = training.finish_step(params, optimizer, args.max_grad_norm, scheduler.last_epoch + 1,
-                                     args.out / "train_state.pt", loss_finite)
-    scheduler.step()
+    grad_norm = training.finish_step(optimizer, scheduler, args.max_grad_norm, args.out / "train_state.pt", loss_finite)
     totals = dict(zip(totals, distributed.all_sum(torch.tensor(list(totals.values()), dtype=torch.float64)).tolist()))
     return {**totals, "grad_norm": grad_norm, "pairs": n_pairs}
 
@@ -372,41 +377,32 @@ def carry_over(args, skipped):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="gemma-3-270m", help="base model (see modeling.py)")
+    parser.add_argument("--model", default="gemma-3-270m", help="gemma-3-270m | tiny | local dir | hub id")
     parser.add_argument("--qlora", default="auto", help="auto (4-bit on CUDA only) | 1 | 0")
     parser.add_argument("--adapter", help="adapter dir of policy K-1 to start from (default: a fresh LoRA)")
     parser.add_argument("--pairs", required=True, type=Path, help="pairs.jsonl from stage 05")
     parser.add_argument("--out", required=True, type=Path, help="output dir of policy K")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loss", default="dpo", choices=sorted(DEFAULT_BETA))
     parser.add_argument("--beta", type=float, help="DPO/SimPO β, IPO τ, ORPO λ (default: " +
                         ", ".join(f"{k} {v}" for k, v in DEFAULT_BETA.items()) + ")")
     parser.add_argument("--simpo-gamma", type=float, default=0.5, help="SimPO reward margin γ")
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1, help="share of steps with linear lr warm-up")
-    parser.add_argument("--max-grad-norm", type=float, default=1.0)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step")
-    parser.add_argument("--micro-batch", type=int, default=2,
-                        help="pairs per forward pass (pairs sharing a prompt count one each but share a row)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
     parser.add_argument("--max-length", type=int, default=4096,
                         help="longest prompt + chosen + rejected, in tokens; longer pairs are skipped and counted")
-    parser.add_argument("--lora-r", type=int, default=8, help="rank of a fresh adapter (no --adapter)")
-    parser.add_argument("--gradient-checkpointing", action="store_true", help="less memory, ~30%% slower")
     parser.add_argument("--attn", default="auto", choices=("auto",) + MASKED_KERNELS,
                         help="attention kernel: auto (eager on CPU, sdpa on CUDA); only kernels that apply the packed "
                              "rows' 4-D mask")
-    parser.add_argument("--save-every", type=int, default=5, help="steps between resumable states")
     parser.add_argument("--skip-bad", action="store_true", help="skip malformed pairs (counted) instead of stopping")
     parser.add_argument("--allow-empty", action="store_true",
                         help="with no usable pair, carry adapter K-1 over unchanged instead of stopping")
-    parser.add_argument("--seed", type=int, default=0)
+    training.add_flags(parser, "pairs")
+    parser.set_defaults(warmup_ratio=0.1, save_every=5, log_every=1)
     args = parser.parse_args(argv)
     if args.beta is None:
         args.beta = DEFAULT_BETA[args.loss]
-    if args.micro_batch < 1 or args.batch_size < args.micro_batch:
-        parser.error("need 1 <= --micro-batch <= --batch-size")
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
     return args
 
 
@@ -430,26 +426,22 @@ def main(argv=None):
                  f"children's Q values differ enough: give it a bigger budget (MCTS_ARGS), or pass "
                  f"DPO_ARGS=--allow-empty to carry the adapter over unchanged.")
 
-    model = modeling.load_model(model_dir, adapter=args.adapter, trainable=True, device=device,
-                                qlora=modeling.use_qlora(args.qlora, device), lora_r=args.lora_r,
-                                lora_alpha=2 * args.lora_r, gradient_checkpointing=args.gradient_checkpointing)
-    modeling.set_fast_kernels(model, device, args.attn)
+    model = training.trainable_model(model_dir, args, device, modeling.use_qlora(args.qlora, device), args.adapter)
     pad_id = tokenizer.pad_token_id
-    rows = group_pairs(pairs, max_pairs=max(args.micro_batch, PAIRS_PER_ROW))
-    batches = micro_batches(rows, args.micro_batch)
-    order = schedule(batches, args.epochs, args.seed)
-    per_step = args.batch_size // args.micro_batch
-    total_steps = math.ceil(len(order) / per_step)
-    if args.max_steps:
-        total_steps = min(total_steps, args.max_steps)
+    micro_batch_tokens = training.micro_batch_tokens(args, device)
+    rows = group_pairs(pairs, max_pairs=PAIRS_PER_ROW)
+    batches = micro_batches(rows, micro_batch_tokens, args.batch_size)
+    steps = plan_steps(rows, batches, args.batch_size, args.epochs, args.seed)
+    batches_done = list(itertools.accumulate(map(len, steps)))  # micro-batches trained after each step
+    total_steps = min(len(steps), args.max_steps) if args.max_steps else len(steps)
     optimizer = training.make_optimizer(model, args.lr, args.weight_decay)
     scheduler = training.warmup_cosine(optimizer, max(1, round(args.warmup_ratio * total_steps)), total_steps)
 
     state_path = args.out / "train_state.pt"
     adapter_file = [Path(args.adapter) / "adapter_model.safetensors"] if args.adapter else []
-    run_id = training.fingerprint({k: str(v) for k, v in vars(args).items() if k not in ("save_every",)},
-                                  [args.pairs, *adapter_file, __file__])
-    state = training.load_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler, fingerprint=run_id)
+    fingerprint = files.fingerprint(training.settings(args), [args.pairs, *adapter_file, __file__])
+    state = training.load_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler,
+                                fingerprint=fingerprint)
     start_step = state["step"] if state else 0
     if state:
         reference = state["extra"]["reference"]
@@ -463,33 +455,36 @@ def main(argv=None):
     def save(step):
         if distributed.is_main():
             training.save_state(state_path, model=model, optimizer=optimizer, scheduler=scheduler, step=step,
-                                position=step * per_step, fingerprint=run_id, extra={"reference": reference})
+                                fingerprint=fingerprint, extra={"reference": reference})
         distributed.barrier()
 
     if not state:
         save(0)  # the reference pass is not repeated after a kill
     metrics = training.open_metrics(args.out / "metrics.jsonl", start_step) if distributed.is_main() else None
     print(f"{len(pairs)} pairs (skipped: {skipped['bad']} malformed, {skipped['too_long']} longer than --max-length "
-          f"{args.max_length}) in {len(rows)} packed rows, {len(batches)} micro-batches of up to {args.micro_batch}, "
-          f"{total_steps} steps of up to {args.batch_size} pairs; loss {args.loss}, β {args.beta}, lr {args.lr}")
+          f"{args.max_length}) in {len(rows)} packed rows, {len(batches)} micro-batches of up to "
+          f"{micro_batch_tokens} tokens, {total_steps} steps of up to {args.batch_size} pairs; loss {args.loss}, "
+          f"β {args.beta}, lr {args.lr}")
 
     model.train()
     started, trained_pairs, last = time.time(), 0, {}
     progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, desc="dpo", unit="step",
                     disable=not distributed.is_main())
     for step in progress:
-        step_batches = [batches[b] for b in order[step * per_step:(step + 1) * per_step]]
-        last = train_step(model, optimizer, scheduler, pairs, rows, step_batches, reference, args, device, pad_id)
+        lr = scheduler.get_last_lr()[0]
+        last = train_step(model, optimizer, scheduler, pairs, rows, [batches[b] for b in steps[step]], reference, args,
+                          device, pad_id)
         trained_pairs += last["pairs"]
         pairs_per_s = trained_pairs / (time.time() - started)
-        if metrics:
-            training.log_metrics(metrics, {"step": step + 1, "epoch": round((step + 1) * per_step / len(batches), 3),
-                                           "lr": scheduler.get_last_lr()[0], **last,
-                                           "pairs_per_s": round(pairs_per_s, 4)})
         progress.set_postfix(loss=f"{last['loss']:.4f}", acc=f"{last['rewards/accuracy']:.2f}",
                              margin=f"{last['rewards/margin']:.3f}", pairs_s=f"{pairs_per_s:.2f}")
-        if (step + 1) % args.save_every == 0 or step + 1 == total_steps:
-            save(step + 1)
+
+        done = step + 1
+        if metrics and (done % args.log_every == 0 or done == total_steps):
+            training.log_metrics(metrics, {"step": done, "epoch": round(batches_done[step] / len(batches), 3),
+                                           "lr": lr, **last, "pairs_per_s": round(pairs_per_s, 4)})
+        if done % args.save_every == 0 or done == total_steps:
+            save(done)
 
     if distributed.is_main():
         metrics.close()

@@ -1,15 +1,14 @@
-"""Shared fixtures: the stages' modules on sys.path, the tiny random model, a small sample set."""
+"""Shared fixtures and helpers: stage scripts loaded as modules, the tiny random model, a small
+sample set, temporary checkouts to run make in."""
 import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "stages"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -37,14 +36,14 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_model_dir():
     """The tiny random Gemma 3 (built once into the repo's base-model cache, seconds)."""
-    import modeling
+    from itool import modeling
 
     return modeling.resolve_model("tiny")
 
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model_dir):
-    import modeling
+    from itool import modeling
 
     return modeling.load_tokenizer(tiny_model_dir)
 
@@ -52,8 +51,7 @@ def tiny_tokenizer(tiny_model_dir):
 @pytest.fixture(scope="session")
 def synthetic_samples():
     """Samples (records.record_samples) of 60 synthetic conversations."""
-    import records
-    import synthetic
+    from itool import records, synthetic
 
     return [s for i, r in enumerate(synthetic.generate(60, seed=1)) for s in records.record_samples(r, f"r{i:06d}")]
 
@@ -81,3 +79,17 @@ def make(checkout, *args, check=True):
     if check and result.returncode != 0:
         raise AssertionError(f"make {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def sequence_logprobs(model, input_ids, attention_mask, labels):
+    """(sum of target log-probs, number of target tokens) per row, each [B]: one plain forward per
+    batch, the reference that packed rows are checked against."""
+    import torch
+
+    from itool.logprobs import target_logprobs
+
+    token_logps, rows = target_logprobs(model, input_ids, attention_mask, labels)
+    batch = input_ids.shape[0]
+    total = torch.zeros(batch, dtype=token_logps.dtype, device=token_logps.device).index_add(0, rows, token_logps)
+    count = torch.zeros(batch, dtype=torch.long, device=rows.device).index_add(0, rows, torch.ones_like(rows))
+    return total, count

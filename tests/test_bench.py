@@ -9,12 +9,10 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import modeling
 from conftest import REPO
-from logprobs import collate, head_logprobs, target_logprobs
-
-sys.path.insert(0, str(REPO / "eval"))
-import bench  # noqa: E402
+from eval import bench
+from itool import modeling
+from itool.logprobs import collate, head_logprobs, target_logprobs
 
 
 def run_bench(tmp_path, *flags, env=None):

@@ -10,11 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-
-sys.path.insert(0, str(REPO / "eval"))
-import bfcl  # noqa: E402
-import compare  # noqa: E402
-from records import RecordError  # noqa: E402
+from eval import bfcl, common, compare
+from itool.records import RecordError
 
 
 def write_verdicts(path, rows):
@@ -98,8 +95,8 @@ def test_bfcl_aggregates_are_table_1_over_the_items_of_both():
     accuracy_a = {c: (n[2] + n[3]) / sum(n) for c, n in counts.items()}
     accuracy_b = {c: (n[1] + n[3]) / sum(n) for c, n in counts.items()}
     board_a, board_b = bfcl.leaderboard(accuracy_a, sizes), bfcl.leaderboard(accuracy_b, sizes)
-    for key in bfcl.TABLE1 + bfcl.AST_ONLY:
-        row = rows[bfcl.LABELS[key]]
+    for key, label in common.BFCL_LABELS.items():
+        row = rows[label]
         assert (row["a"], row["b"]) == pytest.approx((board_a[key]["accuracy"], board_b[key]["accuracy"]))
         assert row["low"] <= row["diff"] <= row["high"]
     assert rows["Overall"]["items"] == sum(map(sum, counts.values()))
@@ -126,7 +123,7 @@ def test_cli_compares_every_verdict_file_both_directories_hold(tmp_path):
     for run, valid in (("warmup", [True, False]), ("iter_1", [True, True])):
         write_verdicts(tmp_path / run / "heldout_verdicts.jsonl",
                        [{"id": f"h{i}", "category": "call", "valid": v} for i, v in enumerate(valid)])
-        write_verdicts(tmp_path / run / "toolace_verdicts.jsonl",  # a benchmark compare.py has never heard of
+        write_verdicts(tmp_path / run / "mystery_verdicts.jsonl",  # a benchmark compare.py has never heard of
                        [{"id": "t0", "level": "turn", "valid": not valid[1]}])
     write_verdicts(tmp_path / "iter_1" / "api_bank_verdicts.jsonl", [{"id": "L-1/0", "level": "L-1", "valid": True}])
 
@@ -135,11 +132,11 @@ def test_cli_compares_every_verdict_file_both_directories_hold(tmp_path):
                              str(tmp_path / "iter_1"), "--resamples", "1000", "--json", str(out)],
                             capture_output=True, text=True, check=True)
     saved = json.loads(out.read_text())
-    assert list(saved) == ["bfcl_verdicts.jsonl", "heldout_verdicts.jsonl", "toolace_verdicts.jsonl"]
+    assert list(saved) == ["bfcl_verdicts.jsonl", "heldout_verdicts.jsonl", "mystery_verdicts.jsonl"]
     assert saved["bfcl_verdicts.jsonl"]["only_b"] == 1
     assert [r["measure"] for r in saved["bfcl_verdicts.jsonl"]["rows"]] == ["simple", "live_simple"]
-    assert saved["toolace_verdicts.jsonl"]["rows"][0]["diff"] == -1.0
-    assert "**held-out split**: iter_1 - warmup" in result.stdout and "**toolace**: iter_1 - warmup" in result.stdout
+    assert saved["mystery_verdicts.jsonl"]["rows"][0]["diff"] == -1.0
+    assert "**held-out split**: iter_1 - warmup" in result.stdout and "**mystery**: iter_1 - warmup" in result.stdout
     assert "| simple | 10 | 60.00 | 100.00 | +40.00 [+" in result.stdout
     assert "Left out: 0 items scored only for warmup, 1 only for iter_1." in result.stdout
 

@@ -1,16 +1,12 @@
 """Stage 00 (records in) and stage 01 (warm-up/RL split, difficulty thirds)."""
-import importlib
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-import records
-import synthetic
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, load_stage
+from itool import files, records, synthetic
 
 
 def run_stage(script, *args):
@@ -29,9 +25,9 @@ def split_dir(tmp_path_factory):
 
 
 def test_split_is_by_conversation(split_dir):
-    warm = [s for level in ("easy", "medium", "hard") for s in records.read_jsonl(split_dir / f"{level}.jsonl")]
-    rl = records.read_jsonl(split_dir / "rl.jsonl")
-    test = records.read_jsonl(split_dir / "test.jsonl")
+    warm = [s for level in ("easy", "medium", "hard") for s in files.read_jsonl(split_dir / f"{level}.jsonl")]
+    rl = files.read_jsonl(split_dir / "rl.jsonl")
+    test = files.read_jsonl(split_dir / "test.jsonl")
     conversations = [{s["conversation"] for s in part} for part in (warm, rl, test)]
     assert not conversations[0] & conversations[1] and not conversations[0] & conversations[2]
     assert not conversations[1] & conversations[2]
@@ -40,14 +36,14 @@ def test_split_is_by_conversation(split_dir):
     # every assistant turn of every conversation is a sample, exactly once
     ids = [s["id"] for s in warm + rl + test]
     assert len(ids) == len(set(ids))
-    expected = sum(t["from"] == "assistant" for r in records.read_jsonl(split_dir.parent / "toolace.jsonl")
+    expected = sum(t["from"] == "assistant" for r in files.read_jsonl(split_dir.parent / "toolace.jsonl")
                    for t in r["conversations"])
     assert len(ids) == expected
     assert json.loads((split_dir / "stats.json").read_text())["test"]["conversations"] == 30
 
 
 def test_thirds_equal_and_ordered_by_difficulty(split_dir):
-    thirds = [records.read_jsonl(split_dir / f"{level}.jsonl") for level in ("easy", "medium", "hard")]
+    thirds = [files.read_jsonl(split_dir / f"{level}.jsonl") for level in ("easy", "medium", "hard")]
     sizes = [len(t) for t in thirds]
     assert max(sizes) - min(sizes) <= 1
     for lower, upper in zip(thirds, thirds[1:]):
@@ -64,7 +60,7 @@ def test_thirds_equal_and_ordered_by_difficulty(split_dir):
 def test_difficulty_is_the_mean_of_criterion_ranks():
     samples = [{"id": str(i), "n_tools": t, "tools_chars": c, "n_calls": k}
                for i, (t, c, k) in enumerate([(1, 100, 1), (3, 300, 2), (2, 200, 0), (1, 100, 1), (5, 50, 3), (2, 900, 2)])]
-    split = importlib.import_module("01_split_difficulty")
+    split = load_stage("01_split_difficulty.py")
     assert split.average_ranks([10, 30, 20, 10]) == [1.5, 4.0, 3.0, 1.5]
     thirds = split.difficulty_thirds(samples)
     # ranks: n_tools [1.5,5,3.5,1.5,6,3.5], chars [2.5,5,4,2.5,1,6], calls [2.5,4.5,1,2.5,6,4.5]
@@ -123,14 +119,14 @@ def test_skip_bad_counts_what_it_skips(tmp_path):
     write_records(path, rows)
     out = run_stage("00_data.py", "--data", path, "--skip-bad", "--out", tmp_path / "out.jsonl")
     assert out.returncode == 0, out.stderr
-    assert len(records.read_jsonl(tmp_path / "out.jsonl")) == 4
+    assert len(files.read_jsonl(tmp_path / "out.jsonl")) == 4
     stats = json.loads((tmp_path / "data_stats.json").read_text())
     assert stats["skipped"] == 2 and "record 1" in stats["skipped_errors"][0] and "record 4" in stats["skipped_errors"][1]
 
 
 def test_too_few_conversations_is_a_clear_error(tmp_path):
-    records.write_jsonl(tmp_path / "toolace.jsonl",
-                        [{"id": f"r{i}", **r} for i, r in enumerate(synthetic.generate(3, seed=0))])
+    files.write_jsonl(tmp_path / "toolace.jsonl",
+                      [{"id": f"r{i}", **r} for i, r in enumerate(synthetic.generate(3, seed=0))])
     out = run_stage("01_split_difficulty.py", "--records", tmp_path / "toolace.jsonl", "--out-dir", tmp_path / "splits")
     assert out.returncode != 0 and "too few" in out.stderr
     assert not (tmp_path / "splits").exists()
@@ -152,6 +148,6 @@ def test_hub_loading_code_reads_a_local_dataset_folder(tmp_path):
     (folder / "data.json").write_text(json.dumps(rows))
     out = run_stage("00_data.py", "--data", folder, "--out", tmp_path / "out.jsonl")
     assert out.returncode == 0, out.stderr
-    loaded = records.read_jsonl(tmp_path / "out.jsonl")
+    loaded = files.read_jsonl(tmp_path / "out.jsonl")
     assert [r["conversations"] for r in loaded] == [r["conversations"] for r in rows]
     assert [r["system"] for r in loaded] == [r["system"] for r in rows]

@@ -10,14 +10,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO, load_stage
+from conftest import REPO, load_stage, sequence_logprobs
+from itool import modeling
+from itool.files import write_jsonl
+from itool.logprobs import collate
+from itool.steps import split_steps
 
 dpo = load_stage("06_dpo.py")
-
-import modeling  # noqa: E402  (stages/ is on sys.path once conftest is imported)
-from logprobs import collate, sequence_logprobs  # noqa: E402
-from records import write_jsonl  # noqa: E402
-from steps import split_steps  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -73,7 +72,7 @@ def start_adapter(tmp_path_factory, tiny_model_dir):
 
 def run(pairs_file, adapter, out, *flags):
     dpo.main(["--model", "tiny", "--pairs", str(pairs_file), "--adapter", str(adapter), "--out", str(out),
-              "--batch-size", "4", "--micro-batch", "2", *flags])
+              "--batch-size", "4", "--micro-batch-tokens", "1", *flags])  # every packed row its own forward
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
@@ -155,10 +154,14 @@ def test_packed_rows_give_the_log_probs_of_separate_rows(tiny_model_dir, tiny_to
 
 def test_micro_batches_hold_whole_rows_of_up_to_the_pair_budget():
     rows = [([1] * n, [[2]], [(i, 0, 0)] * k) for i, (n, k) in enumerate([(5, 1), (3, 3), (9, 1), (4, 2), (7, 5)])]
-    batches = dpo.micro_batches(rows, size=3)
+    batches = dpo.micro_batches(rows, max_tokens=10**6, max_pairs=3)
     assert sorted(i for b in batches for i in b) == list(range(5))
     for batch in batches:
         assert len(batch) == 1 or sum(len(rows[i][2]) for i in batch) <= 3
+    batches = dpo.micro_batches(rows, max_tokens=16, max_pairs=10**6)
+    assert sorted(i for b in batches for i in b) == list(range(5))
+    for batch in batches:
+        assert len(batch) == 1 or len(batch) * max(dpo.packed_length(rows[i]) for i in batch) <= 16
 
 
 # --- the stage ------------------------------------------------------------------------------------
@@ -310,7 +313,7 @@ def test_a_non_finite_loss_or_gradient_stops_before_the_update(pairs_file, start
     monkeypatch.setattr(dpo, "preference_loss", broken_at_step_2)
     message = "loss is not finite" if where == "loss" else "gradient norm is"
     with pytest.raises(dpo.training.NonFiniteLoss, match=rf"{message}.* step 2.*train_state.pt"):
-        run(pairs_file, start_adapter, tmp_path, "--save-every", "1")
+        run(pairs_file, start_adapter, tmp_path, "--batch-size", "2", "--save-every", "1")
     state = torch.load(tmp_path / "train_state.pt", weights_only=False)
     assert state["step"] == 1  # the last good state, from before the bad step
     assert not (tmp_path / "adapter_model.safetensors").exists()
@@ -318,7 +321,7 @@ def test_a_non_finite_loss_or_gradient_stops_before_the_update(pairs_file, start
 
 def test_the_stage_reports_a_nan_as_an_error_not_a_traceback(pairs_file, start_adapter, tmp_path):
     # the stage run as a script, its log-sigmoid made to return NaN
-    code = ("import os, sys, runpy; sys.argv = sys.argv[1:]; sys.path.insert(0, os.path.dirname(sys.argv[0])); "
+    code = ("import sys, runpy; sys.argv = sys.argv[1:]; "
             "import torch.nn.functional as F; F.logsigmoid = lambda x: x * float('nan'); "
             "runpy.run_path(sys.argv[0], run_name='__main__')")
     result = subprocess.run([str(REPO / ".venv/bin/python"), "-c", code, str(REPO / "stages/06_dpo.py"), "--model",
@@ -345,7 +348,7 @@ def test_two_torchrun_ranks_train_the_same_adapter_as_one_process(trained, pairs
     reference pass, and the gradients are summed across ranks."""
     out, metrics = trained
     flags = ["--model", "tiny", "--pairs", str(pairs_file), "--adapter", str(start_adapter), "--out", str(tmp_path),
-             "--batch-size", "4", "--micro-batch", "2", "--epochs", "4", "--lr", "2e-3", "--save-every", "2"]
+             "--batch-size", "4", "--micro-batch-tokens", "1", "--epochs", "4", "--lr", "2e-3", "--save-every", "2"]
     subprocess.run([str(REPO / ".venv/bin/torchrun"), "--standalone", "--nproc_per_node=2",
                     str(REPO / "stages/06_dpo.py"), *flags], check=True, capture_output=True,
                    env={**os.environ, "OMP_NUM_THREADS": "1"})

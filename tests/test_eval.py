@@ -15,14 +15,8 @@ import types
 import pytest
 
 from conftest import REPO, copy_checkout, make
-
-sys.path.insert(0, str(REPO / "eval"))
-import api_bank  # noqa: E402
-import bfcl  # noqa: E402
-import common  # noqa: E402
-import report  # noqa: E402
-import summarize  # noqa: E402
-from records import tools_from_system  # noqa: E402
+from eval import api_bank, bfcl, common, report, summarize
+from itool.records import tools_from_system
 
 PYTHON_AST = ["simple", "multiple", "parallel", "parallel_multiple",
               "live_simple", "live_multiple", "live_parallel", "live_parallel_multiple"]
@@ -506,12 +500,12 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     killed.asked = []
     with pytest.raises(KeyboardInterrupt):
         bfcl.evaluate(entries, killed, args)
-    assert not (tmp_path / "bfcl_scores.json").exists() and (tmp_path / bfcl.PARTIAL).exists()
+    assert not (tmp_path / "bfcl_scores.json").exists() and common.partial_file(tmp_path, "bfcl").exists()
 
     rest = scripted(answer_by_id(gold))
     scores = bfcl.evaluate(entries, rest, args)
     assert sorted(killed.asked + rest.asked) == sorted(gold) and not set(killed.asked) & set(rest.asked)
-    assert scores["categories"]["simple"]["accuracy"] == 1.0 and not (tmp_path / bfcl.PARTIAL).exists()
+    assert scores["categories"]["simple"]["accuracy"] == 1.0 and not common.partial_file(tmp_path, "bfcl").exists()
 
 
 # --- API-Bank -------------------------------------------------------------------------------------------
@@ -650,8 +644,8 @@ def test_report_puts_checkpoints_side_by_side_with_paired_differences_and_plots(
     assert [r.split(" | ")[0][2:] for r in table] == ["base", "warmup", "iter_1", "iter_2", "iter_10", "my-adapter"]
     warmup = table[1].split(" | ")
     assert warmup[1] == f"170 / {sum(map(bfcl.category_size, bfcl.TEST_COLLECTION_MAPPING['all']))}"
-    assert warmup[3] == "30.00" and warmup[-2] == "20.00"  # Non-live; API-Bank L2 (1.5 of 10 rounds to 2)
-    assert warmup[-1] == "– |"  # no held-out split scored
+    assert warmup[3] == "30.00" and warmup[-3] == "20.00"  # Non-live; API-Bank L2 (1.5 of 10 rounds to 2)
+    assert warmup[-2:] == ["–", "– |"]  # no held-out split, no ToolACE yardstick scored
     assert "| live_simple | 10.00 | 40.00 | 50.00 | 60.00 | 70.00 | 30.00 |" in section(text, "## BFCL-v3 per category")
     assert section(text, "## Diagnostic").count("| simple |") == 1 and "| simple | 0.00 | 30.00 | 40.00 | 60.00 |" in text
     assert "| multi_turn_base | 1.50 | 1.50 |" in section(text, "## Generation time per item")
@@ -669,6 +663,38 @@ def test_report_puts_checkpoints_side_by_side_with_paired_differences_and_plots(
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
+def test_ladder_shows_each_rung_against_the_warm_up_and_what_the_search_taught(tmp_path, monkeypatch):
+    results, data = tmp_path / "results", tmp_path / "data"
+    results.mkdir()
+    for name, level in {"base": 0.0, "warmup_mixed": 0.2, "warmup": 0.3, "iter_1": 0.4, "other": 0.9}.items():
+        write_fixture_run(results / name, name, level)
+        held_out = [{"id": f"h{i}", "category": "call", "valid": i < 100 * level} for i in range(100)]
+        (results / name / "heldout_verdicts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held_out))
+    audit = {"pairs": 120, "samples": 40, "decisive": 0.99, "chosen_gold": 0.9, "chosen_malformed": 0.0,
+             "rejected_malformed": 0.25, "by_kind": {"call": {"pairs": 20, "samples": 5, "decisive": 1.0,
+             "chosen_gold": 1.0, "chosen_malformed": 0.0, "rejected_malformed": 0.1}}}
+    (data / "iter_1").mkdir(parents=True)
+    (data / "iter_1" / "pairs_audit.json").write_text(json.dumps(audit))
+    run_main(report, monkeypatch, "--results", str(results), "--checkpoints", "iter_1", "warmup", "base",
+             "warmup_mixed", "--data", str(data), "--out", str(tmp_path / "ladder"), "--resamples", "2000")
+
+    text = (tmp_path / "ladder" / "report.md").read_text()
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in section(text, "## Against").splitlines()
+            if line.startswith("| ") and not line.startswith("| checkpoint")}
+    assert list(rows) == ["base", "warmup_mixed", "warmup", "iter_1"]  # the ladder's order; "other" left out
+    assert rows["warmup"][0] == "30.00" and rows["warmup"][1] == "–"  # held-out; no ToolACE scored
+    assert rows["iter_1"][0].startswith("40.00 (+10.00 [+") and rows["base"][0].startswith("0.00 (-30.00 [-")
+    low, high = rows["iter_1"][0].split("[")[1].rstrip("])").split(", ")
+    assert 0 < float(low) < 10 < float(high)  # ten items right in 100 more: a gain, interval above zero
+    assert rows["warmup_mixed"][4].startswith("15.00 (-10.00")  # API-Bank, both levels: 2+1 vs 3+2 of 20
+    assert "Items scored by both: Held-out 100, BFCL non-live AST" in text
+    audit_rows = section(text, "## What the search taught").splitlines()
+    assert "| iter_1 | all | 120 | 40 | 99.00 | 90.00 | 0.00 | 25.00 |" in audit_rows
+    assert "| iter_1 | call | 20 | 5 | 100.00 | 100.00 | 0.00 | 10.00 |" in audit_rows
+    with pytest.raises(SystemExit, match="iter_9/summary.json: missing"):
+        run_main(report, monkeypatch, "--results", str(results), "--checkpoints", "iter_9")
+
+
 # --- the command line with the tiny model, and make's wiring ------------------------------------------
 
 def run_main(module, monkeypatch, *argv):
@@ -684,7 +710,8 @@ def test_cli_end_to_end_with_the_tiny_model(tmp_path, api_bank_dir, tiny_model_d
     run_main(summarize, monkeypatch, "--dir", str(out))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bfcl_categories"].keys() == {"simple", "irrelevance"}
-    assert summary["table2"].keys() == {"L-1", "L-2"} and summary["limit"] == {"bfcl": 1, "api_bank": 1, "heldout": None}
+    assert summary["table2"].keys() == {"L-1", "L-2"}
+    assert summary["limit"] == {"bfcl": 1, "api_bank": 1, "heldout": None, "toolace": None}
     generations = [json.loads(line) for line in (out / "bfcl_generations.jsonl").read_text().splitlines()]
     assert [g["id"] for g in generations] == ["simple_0", "irrelevance_0"]
     assert all(isinstance(g["output"], str) for g in generations)
@@ -724,6 +751,29 @@ def test_make_eval_runs_each_benchmark_when_its_inputs_change(tmp_path):
     (adapter / "adapter_model.safetensors").touch()
     commands = " ".join(make(checkout, "-n", "eval", *variables, f"CKPT={adapter}/").stdout.split())
     assert f"--adapter {adapter}/ --out eval/results/t/my_adapter" in commands
+
+
+def test_make_ladder_scores_every_rung_with_the_yardstick_then_reports_them(tmp_path):
+    checkout = copy_checkout(tmp_path)
+    yardstick = tmp_path / "mine.json"
+    yardstick.write_text("[]")
+    variables = ["MODEL=tiny", "RUN=t", "SAMPLES=60", "ITER=1", "LIMIT=3", f"YARDSTICK={yardstick}",
+                 "YARDSTICK_LIMIT=7"]
+    make(checkout, "split", *variables)
+    stdout = make(checkout, "-n", "ladder", *variables).stdout.replace("\\\n", " ")  # continued lines joined
+    commands = [" ".join(line.split()) for line in stdout.splitlines()]
+    text = " ; ".join(commands)
+    assert "--out checkpoints/t/warmup_mixed --curriculum mixed" in text  # the mixed-order warm-up is trained
+    assert f"stages/00_data.py --data {yardstick} --skip-bad --out data/yardsticks/mine/toolace.jsonl" in text
+    for rung in ("base", "warmup_mixed", "warmup", "iter_1"):
+        assert f"--out eval/results/t/{rung} --samples data/yardsticks/mine/toolace.jsonl --name toolace " \
+               f"--limit 7" in text
+        assert f"eval/bfcl.py --model tiny --qlora auto {'' if rung == 'base' else f'--adapter checkpoints/t/{rung}/ '}" \
+               f"--out eval/results/t/{rung} --limit 3" in text
+    assert commands[-1].endswith("eval/report.py --results eval/results/t --checkpoints base warmup_mixed warmup "
+                                 "iter_1 --data data/t --out eval/results/t/ladder")
+    only = make(checkout, "-n", "ladder", *variables, "LADDER=warmup iter_1").stdout
+    assert "warmup_mixed" not in only and "--results eval/results/t --checkpoints warmup iter_1" in only
 
 
 def test_bfcl_cli_rejects_unknown_category(tmp_path):

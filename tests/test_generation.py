@@ -1,20 +1,12 @@
-"""Batched generation (stages/generation.py, eval/common.py): rows of different prompts in one KV
-cache give the numbers of separate plain forwards; the fast greedy generator gives the texts of
+"""Batched generation (stages/itool/generation.py, eval/common.py): rows of different prompts in one
+KV cache give the numbers of separate plain forwards; the fast greedy generator gives the texts of
 transformers' `model.generate`; plain `generate` stops at the end of the turn."""
-import sys
-
 import pytest
 import torch
 
-import generation
-import modeling
-import records
-import synthetic
-from conftest import REPO
-from logprobs import decoder_hidden
-
-sys.path.insert(0, str(REPO / "eval"))
-import common  # noqa: E402
+from eval import common
+from itool import generation, modeling, records, synthetic
+from itool.logprobs import decoder_hidden
 
 
 @pytest.fixture(autouse=True)
@@ -134,3 +126,25 @@ def test_plain_peft_generate_stops_at_end_of_turn(tiny_model_dir, tiny_tokenizer
                          logits_processor=LogitsProcessorList([EndAtThird(ids.shape[1])]))
     new = out[0, ids.shape[1]:].tolist()
     assert new[-1] == end_of_turn and len(new) == 3
+
+
+@torch.inference_mode()
+def test_a_prompt_that_extends_a_kept_one_is_continued_from_it(fp32_model, monkeypatch):
+    """A multi-turn dialogue's next prompt extends its last one: only the new tokens are computed,
+    and the answers are those of a fresh prefill."""
+    generator = torch.Generator().manual_seed(3)
+    first = torch.randint(10, 1000, (300,), generator=generator).tolist()
+    second = first + torch.randint(10, 1000, (40,), generator=generator).tolist()
+    other = torch.randint(10, 1000, (120,), generator=generator).tolist()
+    stops = {7, 8, 9}
+    cache = generation.PrefixCache(min_tokens=100)
+    generation.greedy(fp32_model, [first], stops, 6, cache=cache)
+    assert list(cache.entries) == [tuple(first)]
+    prefilled, real_prefill = [], generation.prefill
+    monkeypatch.setattr(generation, "prefill", lambda model, prompts, *a: prefilled.extend(prompts) or
+                        real_prefill(model, prompts, *a))
+    continued = generation.greedy(fp32_model, [second, other], stops, 6, cache=cache)
+    assert prefilled == [other]  # `second` continued from `first`'s cache
+    assert list(cache.entries) == [tuple(other), tuple(second)]  # `first` gave way to its continuation
+    monkeypatch.setattr(generation, "prefill", real_prefill)
+    assert continued == generation.greedy(fp32_model, [second, other], stops, 6)

@@ -84,7 +84,7 @@ def test_touching_a_script_rebuilds_it_and_what_follows(checkout):
 
 
 def test_touching_a_shared_module_rebuilds_its_users(checkout):
-    (checkout / "stages/training.py").touch()  # used by 02 and 06 only
+    (checkout / "stages/itool/training.py").touch()  # used by 02 and 06 only
     runs = planned(checkout, "iterate", "ITER=2")
     assert ("02", None) in runs and not {("00", None), ("01", None)} & runs
 

@@ -14,8 +14,10 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from conftest import REPO, load_stage
-from records import read_jsonl, write_jsonl
-from steps import split_steps
+from itool import generation, modeling
+from itool.files import read_jsonl, write_jsonl
+from itool.logprobs import decoder_hidden, head_logits
+from itool.steps import split_steps
 
 mcts = load_stage("05_mcts.py")
 Step = mcts.Step
@@ -170,8 +172,6 @@ def test_every_pair_is_backed_by_its_outcomes(spec, gap):
 # --- steps and outcomes -----------------------------------------------------------------------
 
 def test_gold_steps_follow_the_gold_path(tiny_tokenizer):
-    import modeling
-
     gold = '[Get Game Result(team="Toronto, ON", date="2025"), Get Crypto History(coin="DOT", days=108)]'
     sample = {"answer": gold}
     eot = modeling.end_of_turn_id(tiny_tokenizer)
@@ -305,9 +305,6 @@ def test_the_audit_counts_malformed_steps():
 
 @pytest.fixture(scope="module")
 def tiny_fp32(tiny_model_dir):
-    import generation
-    import modeling
-
     # fp32, so that batched and separate computations agree to rounding (bf16 would not)
     model = modeling.load_model(tiny_model_dir, device=torch.device("cpu")).float()
     generation.use_grouped_attention(model)
@@ -331,8 +328,6 @@ def comparable(tree):
 def test_a_sample_grows_the_same_tree_in_any_batch(tiny_fp32, tiny_tokenizer, synthetic_samples):
     """Searched in lockstep with others or alone, a sample's tree is the same: its draws come from
     its own generator and the batched forwards give the numbers of separate ones."""
-    import modeling
-
     eot = modeling.end_of_turn_id(tiny_tokenizer)
     template = mcts.load_eval_template(mcts.EVAL_PROMPT)
     samples = synthetic_samples[:3]
@@ -350,8 +345,6 @@ def test_sampled_steps_are_the_models_own_tokens_cut_at_step_boundaries(tiny_fp3
                                                                         synthetic_samples):
     """Every node's ids are its parent's ids plus its step's ids; the step's text is what those
     ids decode to; a finished step is exactly one step of its answer; priors are probabilities."""
-    import modeling
-
     eot = modeling.end_of_turn_id(tiny_tokenizer)
     template = mcts.load_eval_template(mcts.EVAL_PROMPT)
     args = search_args(simulations=6, max_step_tokens=16)
@@ -372,9 +365,6 @@ def test_sampled_steps_are_the_models_own_tokens_cut_at_step_boundaries(tiny_fp3
 
 @torch.inference_mode()
 def test_priors_and_grades_equal_a_plain_forward(tiny_fp32, tiny_tokenizer, synthetic_samples):
-    import modeling
-    from logprobs import decoder_hidden, head_logits
-
     eot = modeling.end_of_turn_id(tiny_tokenizer)
     template = mcts.load_eval_template(mcts.EVAL_PROMPT)
     sample = max(synthetic_samples, key=lambda s: len(s["system"]))
@@ -448,14 +438,14 @@ def test_killed_run_resumes_without_redoing_finished_samples(tmp_path, hard_file
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ITOOL_BASE_DIR": str(REPO / "checkpoints" / "base")}
     process = subprocess.Popen([sys.executable, str(REPO / "stages" / "05_mcts.py"), *stage_args(killed, hard_file)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    partial = killed / ".pairs.partial.0.jsonl"
+    partial = killed / ".pairs.partial.0.jsonl"  # a header line, then a line per sample searched
     deadline = time.time() + 120
-    while not (partial.exists() and partial.read_text().count("\n") >= 2) and time.time() < deadline:
+    while not (partial.exists() and partial.read_text().count("\n") >= 3) and time.time() < deadline:
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed / "pairs.jsonl").exists(), "the run finished before it could be killed"
-    finished = [json.loads(line)["sample_id"] for line in partial.read_text().splitlines() if line.endswith("}")]
+    finished = [json.loads(line)["id"] for line in partial.read_text().splitlines()[1:] if line.endswith("}")]
     assert 2 <= len(finished) < 8
     tree_times = {i: mcts.tree_path(killed / "trees", i).stat().st_mtime_ns for i in finished}
 
@@ -498,10 +488,6 @@ def test_bad_input_is_named(tmp_path, hard_file):
 @torch.inference_mode()
 def test_gemma_priors_and_grades_from_forked_caches_equal_a_plain_forward(synthetic_samples):
     """Gemma 3's sliding-window layers (512 tokens) with a prompt longer than the window, in bf16."""
-    import generation
-    import modeling
-    from logprobs import decoder_hidden, head_logits
-
     model_dir = modeling.resolve_model("gemma-3-270m")
     model, tokenizer = modeling.load_model(model_dir, device=torch.device("cpu")), modeling.load_tokenizer(model_dir)
     plain = modeling.load_model(model_dir, device=torch.device("cpu"))

@@ -4,8 +4,9 @@ import shutil
 import pytest
 import torch
 
-import modeling
-from logprobs import IGNORE, collate, sequence_logprobs
+from conftest import sequence_logprobs
+from itool import modeling
+from itool.logprobs import IGNORE, collate
 
 SAMPLE = {"system": "You can call [get_weather].", "messages": [{"role": "user", "content": "Weather in Oslo?"}],
           "answer": '[get_weather(city="Oslo, NO")]'}

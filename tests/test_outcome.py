@@ -1,13 +1,12 @@
-"""The outcome rule (stages/outcome.py): what counts as a correct answer in the search and on the
-held-out test. Hand-written cases for each rule, and the synthetic data's own reasons for text."""
+"""The outcome rule (stages/itool/outcome.py): what counts as a correct answer in the search and on
+the held-out test. Hand-written cases for each rule, and the synthetic data's own reasons for text."""
 import json
 import re
 
 import pytest
 
-import records
-import synthetic
-from outcome import answer_kind, equivalent, intent, is_clean, is_correct
+from itool import records, synthetic
+from itool.outcome import answer_kind, equivalent, intent, is_clean, is_correct
 
 TOOLS = [
     {"name": "convert_length", "description": "Convert a length between units.",

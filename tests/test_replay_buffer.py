@@ -8,8 +8,8 @@ import torch
 from tqdm import tqdm
 
 from conftest import REPO, load_stage
-import modeling
-from records import read_jsonl, write_jsonl
+from itool import modeling
+from itool.files import read_jsonl, write_jsonl
 
 perplexity_stage = load_stage("03_perplexity.py")
 select_stage = load_stage("04_select_hard.py")

@@ -8,13 +8,10 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import REPO, copy_checkout, load_stage, make
+from itool import logprobs, modeling, training
+from itool.files import read_jsonl, write_jsonl
 
 sft = load_stage("02_sft.py")
-
-import logprobs  # noqa: E402  (stages/ is on sys.path once conftest is imported)
-import modeling  # noqa: E402
-import training  # noqa: E402
-from records import read_jsonl, write_jsonl  # noqa: E402
 
 LEVELS = ("easy", "medium", "hard")
 
@@ -60,12 +57,12 @@ def fake_encoded(sizes, seed=0):
 def test_plan_is_easy_then_medium_then_hard_with_every_sample_once_per_epoch():
     encoded = fake_encoded((10, 7, 9))
     plan = sft.plan_steps(encoded, "easy2hard", epochs=2, batch_size=4, max_steps=0, seed=0)
-    stages = [stage for stage, _ in plan]
-    assert stages == ["easy"] * 6 + ["medium"] * 4 + ["hard"] * 6
-    for stage, units in plan:
-        assert {level for level, _ in units} == {stage} and 1 <= len(units) <= 4
+    phases = [phase for phase, _ in plan]
+    assert phases == ["easy"] * 6 + ["medium"] * 4 + ["hard"] * 6
+    for phase, units in plan:
+        assert {level for level, _ in units} == {phase} and 1 <= len(units) <= 4
     for level in LEVELS:
-        seen = [i for stage, units in plan if stage == level for _, i in units]
+        seen = [i for phase, units in plan if phase == level for _, i in units]
         assert sorted(seen) == sorted(list(range(len(encoded[level]))) * 2)
 
 
@@ -80,10 +77,10 @@ def test_mixed_plan_takes_the_same_number_of_steps_over_the_union():
     assert all(len(batch) <= 4 for _, batch in mixed)
 
 
-def test_max_steps_keeps_every_stage_in_proportion():
+def test_max_steps_keeps_every_phase_in_proportion():
     encoded = fake_encoded((40, 40, 80))
     plan = sft.plan_steps(encoded, "easy2hard", epochs=1, batch_size=4, max_steps=8, seed=0)
-    assert [stage for stage, _ in plan] == ["easy"] * 2 + ["medium"] * 2 + ["hard"] * 4
+    assert [phase for phase, _ in plan] == ["easy"] * 2 + ["medium"] * 2 + ["hard"] * 4
     assert len(sft.plan_steps(encoded, "mixed", epochs=1, batch_size=4, max_steps=8, seed=0)) == 8
 
 
@@ -182,7 +179,7 @@ def mean_answer_nll(model_dir, adapter, splits, tokenizer):
 
 def test_loss_decreases_and_curriculum_runs_in_order(trained, splits, tiny_model_dir, tiny_tokenizer):
     out, metrics = trained
-    assert [m["stage"] for m in metrics] == ["easy"] * 6 + ["medium"] * 6 + ["hard"] * 6
+    assert [m["phase"] for m in metrics] == ["easy"] * 6 + ["medium"] * 6 + ["hard"] * 6
     before = mean_answer_nll(tiny_model_dir, None, splits, tiny_tokenizer)
     after = mean_answer_nll(tiny_model_dir, str(out), splits, tiny_tokenizer)
     assert after < before - 0.1  # a random 2-layer model with tiny tied embeddings moves slowly

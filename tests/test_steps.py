@@ -1,12 +1,11 @@
-"""MCTS steps (stages/steps.py): cutting answers into calls and sentences, on text and on token
+"""MCTS steps (stages/itool/steps.py): cutting answers into calls and sentences, on text and on token
 ids, so that a step's tokens are exactly the tokens the policy produces for it."""
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import records
-import synthetic
-from steps import first_step_end, split_steps, token_steps
-from toolcalls import Call, format_calls, parse_calls
+from itool import records, synthetic
+from itool.steps import first_step_end, split_steps, token_steps
+from itool.toolcalls import Call, format_calls, parse_calls
 
 CALLS = settings(max_examples=100, deadline=None)
 FAST = settings(max_examples=200, deadline=None)

@@ -1,17 +1,12 @@
 """The synthetic data generator: determinism, well-formed records, legal calls, kind shares, copying."""
 import re
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
-
-import records  # noqa: E402
-import synthetic  # noqa: E402
-from toolcalls import format_calls, parse_answer  # noqa: E402
+from itool import records, synthetic
+from itool.toolcalls import format_calls, parse_answer
 
 TYPES = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list, "dict": dict}
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -138,10 +133,11 @@ def test_values_copied_or_converted(data):
 
 
 def test_catalogue():
-    assert len(synthetic.TOOLS) >= 150 and len(synthetic.BY_DOMAIN) >= 30
-    names = [t.base for t in synthetic.TOOLS]
+    catalogue = synthetic.catalogue()
+    assert len(catalogue.tools) >= 150 and len(catalogue.by_domain) >= 30
+    names = [t.base for t in catalogue.tools]
     assert len(set(names)) == len(names)
-    for tool in synthetic.TOOLS:
+    for tool in catalogue.tools:
         assert tool.desc.endswith(".") and len(tool.desc) < 80 and tool.results
         for p in tool.params:
             if p.kind.startswith("date"):

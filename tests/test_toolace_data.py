@@ -5,14 +5,14 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-import records
-from toolcalls import parse_answer
+from conftest import REPO
+from itool import records
+from itool.files import read_jsonl
+from itool.toolcalls import parse_answer
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "toolace" / "toolace_sample.json"
 
 HEAD = ("You are an expert in composing functions. You are given a question and a set of possible functions. \n"
@@ -239,7 +239,7 @@ def test_make_data_stops_on_bad_turns_and_skip_bad_counts_them(tmp_path):
 
     out = run_data("--data", path, "--skip-bad", "--out", tmp_path / "toolace.jsonl")
     assert out.returncode == 0, out.stderr
-    kept = records.read_jsonl(tmp_path / "toolace.jsonl")
+    kept = read_jsonl(tmp_path / "toolace.jsonl")
     assert [r["conversations"] for r in kept] == [rows[0]["conversations"], rows[2]["conversations"]]
     stats = json.loads((tmp_path / "data_stats.json").read_text())
     assert stats["skipped"] == 2 and stats["skipped_by_reason"] == {"call does not parse": 1, "unknown function": 1}

@@ -1,14 +1,7 @@
-import sys
-from pathlib import Path
+import pytest
+from hypothesis import given, settings, strategies as st
 
-STAGES = str(Path(__file__).resolve().parents[1] / "stages")
-if STAGES not in sys.path:
-    sys.path.insert(0, STAGES)
-
-import pytest  # noqa: E402
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from toolcalls import (  # noqa: E402
+from itool.toolcalls import (
     Call, CallSyntaxError, answers_match, canonical, format_calls, format_value, looks_like_call, parse_answer,
     parse_calls, same_calls,
 )

@@ -18,7 +18,7 @@ RUN = "ddp"
 SFT_FLAGS = ["--max-steps", "4", "--batch-size", "4", "--micro-batch-tokens", "1", "--lr", "2e-3"]
 MCTS_FLAGS = ["--max-samples", "4", "--simulations", "2", "--k", "2", "--max-depth", "3", "--max-step-tokens", "12",
               "--batch-samples", "2"]  # two batches: one per rank
-DPO_FLAGS = ["--epochs", "1", "--batch-size", "4", "--micro-batch", "1"]
+DPO_FLAGS = ["--epochs", "1", "--batch-size", "4", "--micro-batch-tokens", "1"]
 VARS = [f"RUN={RUN}", "MODEL=tiny", "SAMPLES=40", "ALPHA=50", f"SFT_ARGS={' '.join(SFT_FLAGS)}",
         f"MCTS_ARGS={' '.join(MCTS_FLAGS)}", f"DPO_ARGS={' '.join(DPO_FLAGS)}"]
 

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import torch
 
+from itool import distributed
+
 # bitsandbytes warns at import that an optional CPU kernel from the model hub is missing; it then
 # uses its own, so the warning is noise here (and there is no hub).
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 # Cached base models; ITOOL_BASE_DIR moves the cache (tests share one across temporary checkouts).
-BASE_DIR = Path(os.environ.get("ITOOL_BASE_DIR", Path(__file__).resolve().parents[1] / "checkpoints" / "base"))
+BASE_DIR = Path(os.environ.get("ITOOL_BASE_DIR", Path(__file__).resolve().parents[2] / "checkpoints" / "base"))
 
 # Gemma's turn format. Gemma 3 270M is a pre-trained model without a chat template, and Gemma has
 # no system or tool role of its own; fine-tuning teaches it these four role names.
@@ -95,7 +97,7 @@ def _build_tiny(out_dir):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 
-    import synthetic
+    from itool import synthetic
 
     specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
     bpe = Tokenizer(models.BPE())
@@ -144,10 +146,6 @@ def stop_at_end_of_turn(model_dir):
 
 # --- loading for training and inference --------------------------------------------------------
 
-def default_device():
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
-
-
 def use_qlora(flag, device):
     """QLORA unset/"auto": 4-bit on CUDA, bf16 LoRA on CPU; "1"/"0" force it either way."""
     if flag in (None, "", "auto"):
@@ -166,8 +164,7 @@ def load_tokenizer(model_dir):
     return tokenizer
 
 
-def load_model(model_dir, *, adapter=None, trainable=False, qlora=False, device=None,
-               lora_r=8, lora_alpha=16, gradient_checkpointing=False):
+def load_model(model_dir, *, adapter=None, trainable=False, qlora=False, device=None, lora_r=8, lora_alpha=16):
     """The base model in bf16 (or NF4 with `qlora`), with a LoRA adapter on every linear projection.
 
     adapter=None and trainable=True starts a fresh adapter; adapter=<dir> loads a saved one
@@ -176,18 +173,15 @@ def load_model(model_dir, *, adapter=None, trainable=False, qlora=False, device=
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    device = device or default_device()
+    device = device or distributed.local_device()
     quantization = None
     if qlora:
         quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                           bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, quantization_config=quantization,
                                                  device_map={"": device}, attn_implementation="sdpa")
-    if qlora and trainable:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
-    elif gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
+    if qlora and trainable:  # gradient checkpointing, where wanted, is training.trainable_model's
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model.config.use_cache = not trainable
     if adapter is not None:
         model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
@@ -218,7 +212,7 @@ def save_adapter(model, out_dir):
     """save_pretrained into a temp dir, then move the files in with the weights last.
 
     The weights file is what make watches, so it appears only once the adapter is complete. Other
-    entries of `out_dir` (sub-folders of curriculum stages, training state) are left alone.
+    entries of `out_dir` (sub-folders of curriculum phases, training state) are left alone.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

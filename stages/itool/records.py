@@ -1,4 +1,4 @@
-"""ToolACE-format records: validation, tool lists, training samples, and atomic JSON/JSONL files.
+"""ToolACE-format records: the schema, validation, tool lists and training samples.
 
 A record is {"system": str, "conversations": [{"from": "user"|"assistant"|"tool", "value": str}]}.
 Every assistant turn is one training sample whose context is the system text plus the turns
@@ -16,11 +16,9 @@ before it. The system text holds the record's tool list in one of ToolACE's layo
 import ast
 import itertools
 import json
-import os
 import re
-from pathlib import Path
 
-from toolcalls import looks_like_call, parse_answer, parse_calls
+from itool.toolcalls import looks_like_call, parse_answer, parse_calls
 
 TOOLS_INTRO = "Here is a list of functions in JSON format that you can invoke:"
 JSON_INTROS = (TOOLS_INTRO, "以下是可以调用的工具的JSON格式列表:")
@@ -382,38 +380,3 @@ def check_samples(samples, path):
             if not isinstance(sample, dict) or not isinstance(sample.get(key), kind):
                 name = sample.get("id", "?") if isinstance(sample, dict) else "?"
                 raise RecordError(f"{path}: line {line}: sample {name} lacks a {kind.__name__} {key!r}")
-
-
-# --- files -------------------------------------------------------------------------------------
-
-def atomic_write_text(path, text):
-    """Write via a temp file and rename, so a killed writer never leaves a file that looks done."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path, obj):
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
-def write_jsonl(path, rows):
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
-def read_jsonl(path):
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{path}: line {n}: invalid JSON ({e.msg})") from None
-    return rows

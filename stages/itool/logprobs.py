@@ -125,15 +125,6 @@ def target_logprobs(model, input_ids, attention_mask, labels, head=head_logprobs
     return token_logps, rows
 
 
-def sequence_logprobs(model, input_ids, attention_mask, labels):
-    """(sum of target log-probs, number of target tokens) per row, each [B]."""
-    token_logps, rows = target_logprobs(model, input_ids, attention_mask, labels)
-    batch = input_ids.shape[0]
-    total = torch.zeros(batch, dtype=token_logps.dtype, device=token_logps.device).index_add(0, rows, token_logps)
-    count = torch.zeros(batch, dtype=torch.long, device=rows.device).index_add(0, rows, torch.ones_like(rows))
-    return total, count
-
-
 def collate(examples, pad_id, device=None):
     """Right-padded (input_ids, attention_mask, labels) from (prompt_ids, completion_ids) pairs."""
     width = max(len(p) + len(c) for p, c in examples)

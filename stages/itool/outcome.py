@@ -27,8 +27,8 @@ import math
 import re
 import unicodedata
 
-from records import tools_from_system
-from toolcalls import looks_like_call, parse_answer, same_calls
+from itool.records import tools_from_system
+from itool.toolcalls import looks_like_call, parse_answer, same_calls
 
 _SPECIAL = re.compile(r"<(unused\d+|start_of_turn|end_of_turn|bos|eos|pad|mask|unk|start_of_image|end_of_image|"
                       r"image_soft_token)>|<\|[a-z_]+\|>")

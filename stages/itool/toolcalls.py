@@ -1,4 +1,4 @@
-"""Function-call answers: parse, print and compare (stages/steps.py cuts them into MCTS steps).
+"""Function-call answers: parse, print and compare (steps.py cuts them into MCTS steps).
 
 An assistant answer (ToolACE data, BFCL benchmark) is either plain text or a call list:
 

@@ -281,11 +281,70 @@ def prefill(model, prompts, pad_id=0, max_tokens=2048):
     return rows.select(inverse.tolist()), torch.cat(lasts)[inverse.to(lasts[0].device)]
 
 
+class PrefixCache:
+    """Prefilled prompts kept for a later prompt that extends one: a multi-turn dialogue's next
+    step is its last prompt plus the answer and the tool's result, and re-reading the whole
+    dialogue (thousands of tokens of tool docs) at every step would cost far more than the step.
+    Only prompts of at least `min_tokens` are kept, at most `max_tokens` tokens in all (the
+    least recently used go first); a prompt that a newer one extends is dropped."""
+
+    def __init__(self, min_tokens=1024, max_tokens=131072):
+        self.min_tokens, self.max_tokens = min_tokens, max_tokens
+        self.entries = {}  # tuple of token ids -> Rows of one row, in least- to most-recent order
+
+    def longest(self, prompt):
+        """The longest kept prompt that is a proper prefix of `prompt`, or None."""
+        found = [ids for ids in self.entries if len(ids) < len(prompt) and tuple(prompt[:len(ids)]) == ids]
+        if not found:
+            return None
+        ids = max(found, key=len)
+        self.entries[ids] = self.entries.pop(ids)  # most recently used
+        return ids
+
+    def add(self, prompt, rows):
+        prompt = tuple(prompt)
+        if len(prompt) < self.min_tokens:
+            return
+        for ids in [ids for ids in self.entries if prompt[:len(ids)] == ids]:
+            del self.entries[ids]
+        self.entries[prompt] = rows
+        while sum(map(len, self.entries)) > self.max_tokens and len(self.entries) > 1:
+            del self.entries[next(iter(self.entries))]
+
+
+def prefill_cached(model, prompts, pad_id, cache):
+    """prefill, continuing from `cache` (a PrefixCache) the prompts that extend a kept one, and
+    keeping the long ones for their own continuations."""
+    if cache is None:
+        return prefill(model, prompts, pad_id)
+    kept = [cache.longest(p) for p in prompts]
+    fresh = [i for i, ids in enumerate(kept) if ids is None]
+    resumed = [i for i, ids in enumerate(kept) if ids is not None]
+    parts, lasts = [], []
+    if fresh:
+        rows, last = prefill(model, [prompts[i] for i in fresh], pad_id)
+        parts.append(rows)
+        lasts.append(last)
+    if resumed:
+        rows = Rows.concat([cache.entries[kept[i]] for i in resumed])
+        rests = [prompts[i][len(kept[i]):] for i in resumed]
+        parts.append(rows)
+        lasts.append(last_hidden(rows.extend(rests, pad_id), rests))
+    order = fresh + resumed
+    inverse = [order.index(i) for i in range(len(prompts))]
+    rows = (Rows.concat(parts) if len(parts) > 1 else parts[0]).select(inverse)
+    for i, prompt in enumerate(prompts):
+        if len(prompt) >= cache.min_tokens:
+            cache.add(prompt, rows.select([i]))
+    return rows, torch.cat(lasts)[torch.tensor(inverse, device=lasts[0].device)]
+
+
 # --- greedy decoding ------------------------------------------------------------------------------
 
 @torch.inference_mode()
-def greedy(model, prompts, stop_ids, max_new_tokens, pad_id=0, batch_size=32, compact=0.75):
-    """Greedy continuations (token ids, stop token excluded) of each prompt's token ids.
+def greedy(model, prompts, stop_ids, max_new_tokens, pad_id=0, batch_size=32, compact=0.75, cache=None):
+    """Greedy continuations (token ids, stop token excluded) of each prompt's token ids; `cache`
+    (a PrefixCache) carries long prompts over to the calls whose prompts extend them.
 
     A pool of at most `batch_size` rows decodes together. Rows that stop leave it (the cache is
     compacted once the running rows fall to `compact` of the pool: each compaction copies the
@@ -299,7 +358,7 @@ def greedy(model, prompts, stop_ids, max_new_tokens, pad_id=0, batch_size=32, co
         live = [row for row, index in enumerate(running) if alive[index]]
         if order and len(live) <= batch_size // 2:
             joining = [order.pop() for _ in range(min(batch_size - len(live), len(order)))]
-            new_rows, new_hidden = prefill(model, [prompts[i] for i in joining], pad_id)
+            new_rows, new_hidden = prefill_cached(model, [prompts[i] for i in joining], pad_id, cache)
             if live:
                 rows = Rows.concat([rows.select(live), new_rows])
                 hidden = torch.cat([hidden[live], new_hidden])
