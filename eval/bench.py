@@ -9,6 +9,7 @@ the same run on the same machine, printed as one table and written to <out>/benc
   MCTS simulations/s, tok/s  stage 05 (samples in lockstep)     stage 05 --batch-samples 1 (one tree at a time)
   eval items/s               eval/bfcl.py (generation.greedy)   eval/bfcl.py --generator reference
                                                                 (model.generate, adapter unmerged)
+  prefill GFLOP/s            generation.Rows.extend, in process bf16 matmul rate measured here
 
     python eval/bench.py --out eval/results/bench                  Gemma 3 270M, ~15 min on 2 CPU cores
     python eval/bench.py --quick --out /tmp/bench                  tiny model, ~1 min smoke
@@ -32,6 +33,11 @@ per category of --eval-categories), timed over generation only; the table also g
 of items on which the two wrote the same text (bf16 rounding of a merged adapter may flip a rare
 near-tie). --adapter gives the policy for both (a warm-up adapter stops at the end of its
 answers, as in real use; without one the base model writes to the token budget).
+
+Prefill: the generators' cost on long prompts is the prefill. --prefill-rows prompts of
+--prefill-tokens ± 16 tokens each go through generation.Rows.extend on the bf16 base model in this
+process (no shared prefix: every token computed), best of three; FLOPs per prompt are the forward's,
+2 per weight per token, 4 × attention width per attended key, and the LM head at the last position.
 
 FLOPs of a LoRA SFT step (what the matmul units must do; recomputation by gradient checkpointing or
 by the chunked LM head is not counted), for a sample of T tokens of which A are answer targets:
@@ -78,7 +84,7 @@ from itool.files import atomic_write_json, read_jsonl, write_jsonl
 REPO = Path(__file__).resolve().parents[1]
 
 CONFIGS = REPO / "eval" / "configs"
-BENCHMARKS = ("sft", "gflops", "dpo", "buffer", "mcts", "eval")
+BENCHMARKS = ("sft", "gflops", "dpo", "buffer", "mcts", "eval", "prefill")
 LORA_R, LORA_ALPHA = 8, 16  # the defaults of stages 02 and 06
 
 
@@ -527,6 +533,41 @@ def bench_eval(args, model_dir, workdir):
                      "categories": args.eval_categories}
 
 
+def prefill_flops(shape, tokens, causal=True):
+    """FLOPs of a forward over a prompt of `tokens` tokens, the LM head at its last position only."""
+    attention = 4 * shape["attention_width"] * sum(attended_keys(tokens, w, causal) for w in shape["windows"])
+    return 2 * shape["frozen"] * tokens + attention + 2 * shape["vocab"] * shape["hidden"]
+
+
+def bench_prefill(args, model_dir, tokenizer, matmul):
+    from itool import generation
+
+    device = distributed.local_device()
+    model = modeling.load_model(model_dir, device=device, qlora=modeling.use_qlora(args.qlora, device))
+    generation.use_grouped_attention(model)
+    eot = modeling.end_of_turn_id(tokenizer)
+    prompts = [sum(modeling.encode_sample(tokenizer, s, eot), [])  # prompt and answer: a whole sample's tokens
+               for s in samples_of_length(tokenizer, args.prefill_rows, args.prefill_tokens)]
+    flops = sum(prefill_flops(model_shape(model_dir), len(p)) for p in prompts)
+
+    def timed():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            generation.Rows.empty(model, len(prompts)).extend(prompts, tokenizer.pad_token_id or 0)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    timed()  # warm-up
+    seconds = min(timed() for _ in range(3))
+    tokens = sum(map(len, prompts))
+    figures = [figure("prefill GFLOP/s", "bf16 matmul", flops / seconds / 1e9, matmul)]
+    return figures, {"rows": len(prompts), "tokens": tokens, "seconds": round(seconds, 3),
+                     "tokens_per_s": round(tokens / seconds, 1), "gflop_per_token": round(flops / tokens / 1e9, 4)}
+
+
 # --- the table -----------------------------------------------------------------------------------
 
 def number(x):
@@ -548,6 +589,7 @@ def table(figures):
 # --- main ----------------------------------------------------------------------------------------
 
 QUICK = {"model": "tiny", "rounds": 1, "sft_steps": 3, "dpo_pairs": 3, "buffer_samples": 12, "mcts_samples": 2,
+         "prefill_rows": 2, "prefill_tokens": 400,
          "mcts_simulations": 2, "mcts_args": "--k 2 --max-step-tokens 12 --max-depth 3", "matmul_trials": 2,
          "eval_items": 2, "eval_categories": "simple"}
 
@@ -577,6 +619,8 @@ def parse_args(argv=None):
     sizes.add_argument("--eval-items", type=int, default=40, help="BFCL items per category per eval run")
     sizes.add_argument("--eval-categories", default="simple,multiple",
                        help="BFCL categories of the eval runs")
+    sizes.add_argument("--prefill-rows", type=int, default=16, help="prompts per prefill")
+    sizes.add_argument("--prefill-tokens", type=int, default=480, help="tokens per prefill prompt (± 16)")
     sizes.add_argument("--matmul-size", type=int, default=0, help="matmul side (0: 2048 on CPU, 8192 on CUDA)")
     sizes.add_argument("--matmul-trials", type=int, default=5, help="timed matmul runs; the best counts")
     parser.add_argument("--trl-no-gradient-checkpointing", action="store_true",
@@ -615,7 +659,7 @@ def main(argv=None):
     device = distributed.local_device()
     started = time.perf_counter()
     matmul = None
-    if "gflops" in args.only:
+    if "gflops" in args.only or "prefill" in args.only:
         size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
         matmul = matmul_gflops(device, size, args.matmul_trials)
         print(f"bf16 matmul {size}²: {matmul:,.0f} GFLOP/s on {device}", flush=True)
@@ -630,7 +674,8 @@ def main(argv=None):
         for name, run in (("dpo", lambda: bench_dpo(args, model_dir, tokenizer, workdir)),
                           ("buffer", lambda: bench_buffer(args, model_dir, workdir)),
                           ("mcts", lambda: bench_mcts(args, model_dir, workdir)),
-                          ("eval", lambda: bench_eval(args, model_dir, workdir))):
+                          ("eval", lambda: bench_eval(args, model_dir, workdir)),
+                          ("prefill", lambda: bench_prefill(args, model_dir, tokenizer, matmul))):
             if name in args.only:
                 found, details[name] = run()
                 figures += found

@@ -328,7 +328,8 @@ def preference_pairs(tree, sample, gap, margin=1.0, per_node=1):
     """At every node, its highest-Q rolled-out child against its lowest-Q ones (up to `per_node`
     of them, lowest first), each pair only when the outcome backs the choice: the chosen reached a
     correct answer and the rejected never did (Q gap > gap), or the Q gap is at least `margin`.
-    Equivalent answers never pair."""
+    Equivalent answers never pair, and a step of the gold answer is never rejected: unlucky
+    roll-outs after it say nothing against the step itself."""
     names = [t["name"] for t in tools_from_system(sample["system"]) or []]
     reached = correct_below(tree)
     kind = "text" if parse_answer(sample["answer"], names) is None else "call"
@@ -344,7 +345,7 @@ def preference_pairs(tree, sample, gap, margin=1.0, per_node=1):
             decisive = reached[chosen["id"]] and not reached[rejected["id"]]
             if made == per_node or not ((decisive and q_gap > gap) or q_gap >= margin):
                 break  # the rest are closer to the chosen still
-            if same_answer(chosen, rejected, sample, names):
+            if rejected["gold"] or same_answer(chosen, rejected, sample, names):
                 continue
             pairs.append({"id": f"{sample['id']}:{node['id']}" + (f":{made}" if made else ""),
                           "sample_id": sample["id"], "depth": node["depth"],

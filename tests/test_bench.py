@@ -47,6 +47,15 @@ def test_sft_flop_formula_matches_pytorch_flop_counter(tiny_model_dir):
     assert counter.get_total_flops() == bench.sft_flops(shape, len(prompt) + len(answer), len(answer), causal=False)
 
 
+def test_prefill_flop_formula_matches_pytorch_flop_counter(tiny_model_dir):
+    """The prefill row's FLOPs: a forward over the prompt with the head at its last position."""
+    model = modeling.load_model(tiny_model_dir, device=torch.device("cpu"))
+    model.set_attn_implementation("eager")
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(input_ids=torch.arange(10, 47)[None], logits_to_keep=1)
+    assert counter.get_total_flops() == bench.prefill_flops(bench.model_shape(tiny_model_dir), 37, causal=False)
+
+
 @pytest.mark.parametrize("window", [None, 5, 100])
 def test_attended_keys_counts_a_causal_sliding_window_mask(window):
     tokens = 23
@@ -83,6 +92,7 @@ def test_quick_bench_has_every_figure(tmp_path):
     stdout, report = run_bench(tmp_path, "--quick")
     check_figures(stdout, report, ["SFT tokens/s", "SFT peak memory MiB (lower is better)", "SFT GFLOP/s",
                                    "DPO pairs/s", "DPO peak memory MiB (lower is better)", "replay buffer samples/s",
-                                   "MCTS simulations/s", "MCTS generated tokens/s", "eval BFCL items/s"])
+                                   "MCTS simulations/s", "MCTS generated tokens/s", "eval BFCL items/s",
+                                   "prefill GFLOP/s"])
     assert 0 <= report["details"]["eval"]["same_text_share"] <= 1
     assert report["matmul_gflops"] > 0 and report["details"]["sft"]["gflop_per_token"] > 0

@@ -141,6 +141,25 @@ def test_no_pair_on_grades_alone_nor_between_equivalent_answers():
     assert len(mcts.preference_pairs(tree, SAMPLE, gap=0.1, margin=1.0)) == 1
 
 
+def test_a_step_of_the_gold_answer_is_never_rejected():
+    """Its roll-outs all failed (the policy rambled on after it): that does not make it wrong."""
+    sample = {**SAMPLE, "answer": "I need the title. Could you provide it?"}
+    tree = []
+    root = mcts.add_node(tree, None, Step("", False), max_depth=10)
+    ok = mcts.add_node(tree, root, Step("OK.", False), max_depth=10)
+    ok.update(Q=0.4, N=2)
+    terminal(tree, ok, " Could you provide the title?", 1, 1.0)
+    gold = mcts.add_node(tree, root, Step("I need the title.", False), max_depth=10)
+    gold.update(Q=-1.0, N=2, gold=True)
+    terminal(tree, gold, " [A(x=1)]", -1, -1.0)
+    terminal(tree, root, "[A(x=2)]", -1, -1.2)
+    pairs = mcts.preference_pairs(tree, sample, gap=0.1, per_node=3)
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [("OK.", "[A(x=2)]")]
+    gold["gold"] = False  # the same tree with the step off the gold path: now it is rejected too
+    assert [p["rejected"] for p in mcts.preference_pairs(tree, sample, gap=0.1, per_node=3)] == \
+        ["[A(x=2)]", "I need the title."]
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 30), st.floats(-3, 3), st.integers(0, 3), st.sampled_from([-1, 0, 1])),
                 min_size=1, max_size=30), st.floats(0, 1))
