@@ -221,7 +221,7 @@ def audit_table(data):
         return []
     lines = ["## What the search taught (stage 05's pair audit)", "",
              "Decisive: the chosen step reached a correct answer in some rollout and the rejected none. "
-             "Chosen = gold: the chosen answer is correct by the outcome rule. Shares of the pairs, in %.", "",
+             "Chosen = gold: the chosen step is the gold answer's own. Shares of the pairs, in %.", "",
              "| iteration | answers | " + " | ".join(AUDIT_COLUMNS.values()) + " |",
              "|---|---|" + "---|" * len(AUDIT_COLUMNS)]
     for path in audits:
