@@ -548,7 +548,8 @@ def bench_prefill(args, model_dir, tokenizer, matmul):
     eot = modeling.end_of_turn_id(tokenizer)
     prompts = [sum(modeling.encode_sample(tokenizer, s, eot), [])  # prompt and answer: a whole sample's tokens
                for s in samples_of_length(tokenizer, args.prefill_rows, args.prefill_tokens)]
-    flops = sum(prefill_flops(model_shape(model_dir), len(p)) for p in prompts)
+    shape = model_shape(model_dir)
+    flops = sum(prefill_flops(shape, len(p)) for p in prompts)
 
     def timed():
         if device.type == "cuda":

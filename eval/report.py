@@ -109,9 +109,11 @@ def ladder_table(directories, compared):
             cells.append(f"{common.percent(v[1])} ({compare.points(v[2])} [{compare.points(v[3])}, "
                          f"{compare.points(v[4])}])" if v else "–")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    items = {column: r["items"] for file, measure, column in HEADLINES
-             for r in [next((headline(c, file, measure) for c in compared.values() if headline(c, file, measure)),
-                            None)] if r}
+    items = {}  # per headline, the items of the first comparison that scored it
+    for file, measure, column in HEADLINES:
+        found = [r for r in (headline(c, file, measure) for c in compared.values()) if r]
+        if found:
+            items[column] = found[0]["items"]
     return lines + ["", "Items scored by both: " + ", ".join(f"{c} {n}" for c, n in items.items()) + ".", ""]
 
 
