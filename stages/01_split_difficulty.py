@@ -1,8 +1,10 @@
 """Stage 01 (make split): warm-up / RL / held-out test split by conversation, and the warm-up's
 easy/medium/hard thirds.
 
-Each assistant turn is a sample. Conversations, not samples, are split 75/15/10 into warm-up, RL
-and test (seeded, --rl-fraction and --test-fraction), so no dialogue is seen by two of them. The
+Each assistant turn is a sample. Conversations, not samples, are split 59/15/26 into warm-up, RL
+and test (seeded, --rl-fraction and --test-fraction), so no dialogue is seen by two of them; 26 %
+of the default 1,500 conversations is the smallest share that holds out over 500 samples, enough
+for a paired interval of a few points. The
 test split is never trained on nor used for tuning: it is where checkpoints are compared
 (eval/heldout.py). Warm-up samples are ranked on the paper's three difficulty criteria (number of
 candidate tools, string length of the tool list, number of calls in the answer); the three ranks
@@ -78,7 +80,7 @@ def main():
     parser.add_argument("--records", required=True, help="toolace.jsonl from stage 00")
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--rl-fraction", type=float, default=0.15, help="share of conversations for the RL split")
-    parser.add_argument("--test-fraction", type=float, default=0.1,
+    parser.add_argument("--test-fraction", type=float, default=0.26,
                         help="share of conversations held out for testing (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -32,14 +32,14 @@ def test_split_is_by_conversation(split_dir):
     assert not conversations[0] & conversations[1] and not conversations[0] & conversations[2]
     assert not conversations[1] & conversations[2]
     assert len(set.union(*conversations)) == 300
-    assert (len(conversations[1]), len(conversations[2])) == (45, 30)  # 15 % and 10 %
+    assert (len(conversations[1]), len(conversations[2])) == (45, 78)  # 15 % and 26 %
     # every assistant turn of every conversation is a sample, exactly once
     ids = [s["id"] for s in warm + rl + test]
     assert len(ids) == len(set(ids))
     expected = sum(t["from"] == "assistant" for r in files.read_jsonl(split_dir.parent / "toolace.jsonl")
                    for t in r["conversations"])
     assert len(ids) == expected
-    assert json.loads((split_dir / "stats.json").read_text())["test"]["conversations"] == 30
+    assert json.loads((split_dir / "stats.json").read_text())["test"]["conversations"] == 78
 
 
 def test_thirds_equal_and_ordered_by_difficulty(split_dir):
