@@ -25,6 +25,7 @@ ALPHA      ?= 20#             % of the replay buffer kept as hard samples
 STRATIFY   ?= 0#              1: keep the top ALPHA % of call and text answers separately
 LOSS       ?= dpo#            dpo | simpo | ipo | orpo (paper Fig. 6 ablation)
 BETA       ?=#                DPO β, SimPO β, IPO τ, ORPO λ; empty: the loss's own (0.1, 2.5, 0.1, 0.1)
+NLL        ?=#                weight of the chosen steps' NLL added to the loss; empty: the loss's own (ORPO 1, others 0)
 DPO_LR     ?= 5e-5#           learning rate of stage 06 (paper: 5e-5, with LoRA)
 CKPT       ?= base#           what `make eval` scores: base | warmup | iter_K | adapter dir
 LIMIT      ?= 0#              eval items per category (0 = all)
@@ -64,7 +65,7 @@ CFG_POLICY := $(call config,policy,MODEL=$(MODEL) QLORA=$(QLORA))
 CFG_SFT    := $(call config,sft,LR=$(LR) CURRICULUM=$(CURRICULUM) SEED=$(SEED) $(SFT_ARGS))
 CFG_SELECT := $(call config,select,ALPHA=$(ALPHA) STRATIFY=$(STRATIFY))
 CFG_MCTS   := $(call config,mcts,SEED=$(SEED) $(MCTS_ARGS))
-CFG_DPO    := $(call config,dpo,LOSS=$(LOSS) BETA=$(BETA) DPO_LR=$(DPO_LR) SEED=$(SEED) $(DPO_ARGS))
+CFG_DPO    := $(call config,dpo,LOSS=$(LOSS) BETA=$(BETA) NLL=$(NLL) DPO_LR=$(DPO_LR) SEED=$(SEED) $(DPO_ARGS))
 
 # The shared library (stages/itool/), as dependencies of the stages that import it.
 PKG       := stages/itool
@@ -157,7 +158,7 @@ $(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py $(PKG)/outcome.py stages/self_eval
 
 $(C)/iter_$(1)/$(ADAPTER): stages/06_dpo.py $(D)/iter_$(1)/pairs.jsonl $(2) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_DPO)
 	$(LAUNCH) stages/06_dpo.py $(MODEL_FLAGS) --adapter $(dir $(2)) --pairs $(D)/iter_$(1)/pairs.jsonl \
-		--out $(C)/iter_$(1) --loss $(LOSS) $(if $(BETA),--beta $(BETA)) --lr $(DPO_LR) --seed $(SEED) $(DPO_ARGS)
+		--out $(C)/iter_$(1) --loss $(LOSS) $(if $(BETA),--beta $(BETA)) $(if $(NLL),--nll-weight $(NLL)) --lr $(DPO_LR) --seed $(SEED) $(DPO_ARGS)
 endef
 $(foreach k,$(ITERS),$(eval $(call iteration,$(k),$(call policy,$(word $(k),0 $(ITERS))))))
 

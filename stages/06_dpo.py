@@ -9,6 +9,12 @@ or, for the paper's Fig. 6 ablation, SimPO, IPO or ORPO (--loss). --beta is the 
 chosen loss; left out, each loss takes its usual value (DPO β 0.1, SimPO β 2.5, IPO τ 0.1, ORPO
 λ 0.1).
 
+--nll-weight adds w times the chosen steps' negative log-likelihood (per token, over the whole
+step) to any of them: ORPO's own SFT term at w = 1 (its default), and with DPO the "DPO + NLL"
+objective of Pang et al. (2024, iterative RPO). Plain DPO lowers the likelihood of chosen and
+rejected alike when they share most of their tokens, as the search's sibling steps do; the NLL term
+keeps the chosen steps likely while the margin grows.
+
 Reference. The reference policy is the policy at the start of the iteration (the paper's
 "reference refreshed with the latest policy"). Its log-probs are computed once, in one no-grad
 pass over the pairs before the first update, with the very micro-batches training uses: exact,
@@ -53,6 +59,7 @@ from itool.logprobs import decoder_hidden, head_logprobs
 from itool.records import RecordError
 
 DEFAULT_BETA = {"dpo": 0.1, "simpo": 2.5, "ipo": 0.1, "orpo": 0.1}
+DEFAULT_NLL_WEIGHT = {"dpo": 0.0, "simpo": 0.0, "ipo": 0.0, "orpo": 1.0}
 NEEDS_REFERENCE = {"dpo", "ipo"}
 PAIR_FIELDS = {"id": str, "system": str, "messages": list, "prefix": str, "chosen": str, "rejected": str,
                "chosen_ends": bool, "rejected_ends": bool}
@@ -103,10 +110,16 @@ def log1mexp(x):
 def orpo_loss(chosen, rejected, n_chosen, n_rejected, lam):
     """ORPO's odds-ratio term (Hong et al., 2024), λ·-log σ(log odds(y_w) - log odds(y_l)), with
     odds(y) = P/(1-P) and P the mean-token probability. ORPO's SFT term (the chosen tokens' NLL)
-    is token-level and added per step by the caller. Rewards are λ·(mean token log-prob)."""
+    is token-level and added per step by the caller (nll_loss). Rewards are λ·(mean token log-prob)."""
     mean_chosen, mean_rejected = chosen / n_chosen, rejected / n_rejected
     log_odds = (mean_chosen - log1mexp(mean_chosen)) - (mean_rejected - log1mexp(mean_rejected))
     return -lam * F.logsigmoid(log_odds), lam * mean_chosen, lam * mean_rejected
+
+
+def nll_loss(chosen, n_chosen_tokens):
+    """The chosen completions' negative log-likelihood per token: their summed log-probs [B] over the
+    number of chosen tokens in the whole optimizer step, so accumulated micro-batches add up to it."""
+    return -chosen.sum() / n_chosen_tokens
 
 
 def preference_loss(name, beta, gamma, chosen, rejected, n_chosen, n_rejected, ref_chosen, ref_rejected):
@@ -334,7 +347,7 @@ def train_step(model, optimizer, scheduler, pairs, rows, step_batches, reference
     n_pairs = len(step_pairs)
     n_chosen_tokens = sum(len(pairs[i][1]) for i in step_pairs)
     totals = {"loss": 0.0, "rewards/chosen": 0.0, "rewards/rejected": 0.0, "rewards/accuracy": 0.0,
-              "rewards/margin": 0.0, "logps/chosen": 0.0, "logps/rejected": 0.0}
+              "rewards/margin": 0.0, "logps/chosen": 0.0, "logps/rejected": 0.0, "nll": 0.0}
     loss_finite = True
     for indices in distributed.shard(step_batches):
         batch = pack([rows[i] for i in indices], pad_id, model.config, device)
@@ -346,8 +359,10 @@ def train_step(model, optimizer, scheduler, pairs, rows, step_batches, reference
             args.loss, args.beta, args.simpo_gamma, chosen, rejected, batch["n_chosen"], batch["n_rejected"],
             ref[:, 0], ref[:, 1])
         loss = losses.sum() / n_pairs
-        if args.loss == "orpo":  # ORPO's SFT term, token-normalised over the whole step
-            loss = loss - chosen.sum() / n_chosen_tokens
+        if args.nll_weight:
+            nll = nll_loss(chosen, n_chosen_tokens)
+            loss = loss + args.nll_weight * nll
+            totals["nll"] += nll.item()
         if not torch.isfinite(loss):  # stop every rank before the update (training.finish_step)
             loss_finite = False
             continue
@@ -386,6 +401,9 @@ def parse_args(argv=None):
     parser.add_argument("--loss", default="dpo", choices=sorted(DEFAULT_BETA))
     parser.add_argument("--beta", type=float, help="DPO/SimPO β, IPO τ, ORPO λ (default: " +
                         ", ".join(f"{k} {v}" for k, v in DEFAULT_BETA.items()) + ")")
+    parser.add_argument("--nll-weight", type=float,
+                        help="weight of the chosen steps' per-token NLL added to the loss (default: 1 for "
+                             "ORPO, its SFT term; 0 otherwise; DPO + NLL at 1 is iterative RPO)")
     parser.add_argument("--simpo-gamma", type=float, default=0.5, help="SimPO reward margin γ")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
     parser.add_argument("--max-length", type=int, default=4096,
@@ -401,6 +419,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.beta is None:
         args.beta = DEFAULT_BETA[args.loss]
+    if args.nll_weight is None:
+        args.nll_weight = DEFAULT_NLL_WEIGHT[args.loss]
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     return args
@@ -464,7 +484,7 @@ def main(argv=None):
     print(f"{len(pairs)} pairs (skipped: {skipped['bad']} malformed, {skipped['too_long']} longer than --max-length "
           f"{args.max_length}) in {len(rows)} packed rows, {len(batches)} micro-batches of up to "
           f"{micro_batch_tokens} tokens, {total_steps} steps of up to {args.batch_size} pairs; loss {args.loss}, "
-          f"β {args.beta}, lr {args.lr}")
+          f"β {args.beta}, NLL weight {args.nll_weight}, lr {args.lr}")
 
     model.train()
     started, trained_pairs, last = time.time(), 0, {}
@@ -491,6 +511,7 @@ def main(argv=None):
         elapsed = time.time() - started
         atomic_write_json(args.out / "summary.json", {
             "pairs": len(pairs), "skipped": skipped, "steps": total_steps, "loss": args.loss, "beta": args.beta,
+            "nll_weight": args.nll_weight,
             "lr": args.lr, "last_step": last, "train_seconds": round(elapsed, 1),
             "reference_seconds": None if state else round(reference_seconds, 1),
             "pairs_per_s": round(trained_pairs / elapsed, 4) if trained_pairs else None,

@@ -125,6 +125,12 @@ def test_orpo_loss_is_lambda_times_the_log_odds_ratio_term():
                                         torch.ones(2), torch.ones(2), lam=0.1)[0]).all()
 
 
+def test_nll_loss_is_the_chosen_tokens_mean_negative_log_likelihood():
+    # 13 nats over the step's 7 chosen tokens, whichever micro-batch holds which pair
+    assert dpo.nll_loss(CHOSEN, 7).item() == pytest.approx(13 / 7)
+    assert (dpo.nll_loss(CHOSEN[:1], 7) + dpo.nll_loss(CHOSEN[1:], 7)).item() == pytest.approx(13 / 7)
+
+
 # --- packing chosen and rejected into one row -----------------------------------------------------
 
 def test_packed_rows_give_the_log_probs_of_separate_rows(tiny_model_dir, tiny_tokenizer, synthetic_samples, start_adapter):
@@ -190,6 +196,21 @@ def test_reward_accuracy_and_margin_rise(trained):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["pairs"] == 8 and summary["steps"] == 8
     assert not (out / "train_state.pt").exists()  # only kept while a run is unfinished
+
+
+def test_the_nll_term_is_added_at_the_first_step_and_keeps_the_chosen_steps_likely(trained, pairs_file, start_adapter,
+                                                                                 tmp_path):
+    _, plain = trained
+    assert all(m["nll"] == 0 for m in plain)  # plain DPO: no NLL term
+    metrics = run(pairs_file, start_adapter, tmp_path, "--epochs", "4", "--lr", "2e-3", "--nll-weight", "1")
+    assert metrics[0]["nll"] > 0
+    assert metrics[0]["loss"] == pytest.approx(math.log(2) + metrics[0]["nll"], abs=1e-4)
+    # same pairs, same steps: with the NLL term the chosen steps end more likely than under plain DPO,
+    # and more likely than at the start, while the pairs are still ranked right
+    assert metrics[-1]["logps/chosen"] > plain[-1]["logps/chosen"]
+    assert metrics[-1]["logps/chosen"] > metrics[0]["logps/chosen"]
+    assert metrics[-1]["rewards/accuracy"] == 1.0
+    assert json.loads((tmp_path / "summary.json").read_text())["nll_weight"] == 1.0
 
 
 def test_adapter_continues_policy_k_minus_1_and_loads_with_plain_peft(trained, start_adapter, tiny_model_dir):
