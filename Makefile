@@ -22,10 +22,10 @@ QLORA      ?= auto#           auto: 4-bit NF4 on CUDA, bf16 LoRA on CPU; 1 or 0 
 LR         ?= 5e-5#           warm-up SFT learning rate (paper)
 CURRICULUM ?= easy2hard#      easy2hard | mixed (paper Fig. 4 ablation)
 ALPHA      ?= 20#             % of the replay buffer kept as hard samples
-STRATIFY   ?= 0#              1: keep the top ALPHA % of call and text answers separately
+STRATIFY   ?= 1#              1: the top ALPHA % of call and of text answers separately; 0: of all (paper)
 LOSS       ?= dpo#            dpo | simpo | ipo | orpo (paper Fig. 6 ablation)
 BETA       ?=#                DPO β, SimPO β, IPO τ, ORPO λ; empty: the loss's own (0.1, 2.5, 0.1, 0.1)
-NLL        ?=#                weight of the chosen steps' NLL added to the loss; empty: the loss's own (ORPO 1, others 0)
+NLL        ?= 1#              weight of the chosen steps' per-token NLL added to the loss; 0: the plain loss (paper)
 DPO_LR     ?= 5e-5#           learning rate of stage 06 (paper: 5e-5, with LoRA)
 CKPT       ?= base#           what `make eval` scores: base | warmup | iter_K | adapter dir
 LIMIT      ?= 0#              eval items per category (0 = all)

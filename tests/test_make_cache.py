@@ -90,7 +90,7 @@ def test_touching_a_shared_module_rebuilds_its_users(checkout):
 
 
 @pytest.mark.parametrize("variable, first", [
-    ("ALPHA=30", "04"), ("STRATIFY=1", "04"), ("MCTS_ARGS=--simulations 2", "05"), ("BETA=0.3", "06"), ("NLL=1", "06"),
+    ("ALPHA=30", "04"), ("STRATIFY=0", "04"), ("MCTS_ARGS=--simulations 2", "05"), ("BETA=0.3", "06"), ("NLL=0", "06"),
     ("LOSS=simpo", "06"), ("DPO_LR=1e-6", "06"),
 ])
 def test_changing_an_iteration_variable_rebuilds_from_its_stage(checkout, variable, first):
