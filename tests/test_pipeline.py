@@ -11,7 +11,7 @@ from conftest import copy_checkout, make
 RUN = "smoke"
 # Tiny budgets: a couple of SFT steps per curriculum third, two hard samples searched with a few
 # simulations, one DPO epoch. What is checked is the plumbing, not what the model learns.
-VARS = [f"RUN={RUN}", "MODEL=tiny", "SAMPLES=40", "SFT_ARGS=--max-steps 3 --batch-size 2",
+VARS = [f"RUN={RUN}", "MODEL=tiny", "SAMPLES=50", "SFT_ARGS=--max-steps 3 --batch-size 2",
         "MCTS_ARGS=--max-samples 2 --simulations 2 --k 2 --max-depth 3 --max-step-tokens 12",
         "DPO_ARGS=--epochs 1"]
 
