@@ -23,6 +23,7 @@ LR         ?= 5e-5#           warm-up SFT learning rate (paper)
 CURRICULUM ?= easy2hard#      easy2hard | mixed (paper Fig. 4 ablation)
 ALPHA      ?= 20#             % of the replay buffer kept as hard samples
 STRATIFY   ?= 1#              1: the top ALPHA % of call and of text answers separately; 0: of all (paper)
+FRESH      ?= 1#              1: samples searched in earlier iterations rank after all others; 0: never (paper)
 LOSS       ?= dpo#            dpo | simpo | ipo | orpo (paper Fig. 6 ablation)
 BETA       ?=#                DPO β, SimPO β, IPO τ, ORPO λ; empty: the loss's own (0.1, 2.5, 0.1, 0.1)
 NLL        ?= 1#              weight of the chosen steps' per-token NLL added to the loss; 0: the plain loss (paper)
@@ -63,7 +64,7 @@ CFG_DATA   := $(call config,data,DATA=$(DATA) SAMPLES=$(SAMPLES) SEED=$(SEED) SK
 CFG_SPLIT  := $(call config,split,SEED=$(SEED))
 CFG_POLICY := $(call config,policy,MODEL=$(MODEL) QLORA=$(QLORA))
 CFG_SFT    := $(call config,sft,LR=$(LR) CURRICULUM=$(CURRICULUM) SEED=$(SEED) $(SFT_ARGS))
-CFG_SELECT := $(call config,select,ALPHA=$(ALPHA) STRATIFY=$(STRATIFY))
+CFG_SELECT := $(call config,select,ALPHA=$(ALPHA) STRATIFY=$(STRATIFY) FRESH=$(FRESH))
 CFG_MCTS   := $(call config,mcts,SEED=$(SEED) $(MCTS_ARGS))
 CFG_DPO    := $(call config,dpo,LOSS=$(LOSS) BETA=$(BETA) NLL=$(NLL) DPO_LR=$(DPO_LR) SEED=$(SEED) $(DPO_ARGS))
 
@@ -143,14 +144,14 @@ $(WARMUP): stages/02_sft.py $(SPLIT) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
 		--curriculum $(CURRICULUM) --lr $(LR) --seed $(SEED) $(SFT_ARGS)
 
 # --- iteration K: 03 replay buffer -> 04 hard samples -> 05 MCTS pairs -> 06 DPO ---------------------
-# $(1) = K, $(2) = adapter file of policy K-1
+# $(1) = K, $(2) = adapter file of policy K-1, $(3) = hard.jsonl of iterations 1..K-1 (FRESH=1)
 define iteration
 $(D)/iter_$(1)/buffer.jsonl: stages/03_perplexity.py $(SPLIT) $(2) $(LIB_MODEL) $(CFG_POLICY)
 	$(LAUNCH) stages/03_perplexity.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/splits/rl.jsonl --out $$@
 
-$(D)/iter_$(1)/hard.jsonl: stages/04_select_hard.py $(D)/iter_$(1)/buffer.jsonl $(SPLIT) $(LIB_DATA) $(CFG_SELECT)
+$(D)/iter_$(1)/hard.jsonl: stages/04_select_hard.py $(D)/iter_$(1)/buffer.jsonl $(SPLIT) $(LIB_DATA) $(CFG_SELECT) $(3)
 	$(PY) stages/04_select_hard.py --buffer $(D)/iter_$(1)/buffer.jsonl --samples $(D)/splits/rl.jsonl \
-		--alpha $(ALPHA) $(if $(filter 1,$(STRATIFY)),--stratify) --out $$@
+		--alpha $(ALPHA) $(if $(filter 1,$(STRATIFY)),--stratify) $(if $(3),--searched $(3)) --out $$@
 
 $(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py $(PKG)/outcome.py stages/self_eval_prompt.txt $(D)/iter_$(1)/hard.jsonl $(2) $(LIB_MODEL) $(CFG_POLICY) $(CFG_MCTS)
 	$(LAUNCH) stages/05_mcts.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/iter_$(1)/hard.jsonl \
@@ -160,7 +161,8 @@ $(C)/iter_$(1)/$(ADAPTER): stages/06_dpo.py $(D)/iter_$(1)/pairs.jsonl $(2) $(LI
 	$(LAUNCH) stages/06_dpo.py $(MODEL_FLAGS) --adapter $(dir $(2)) --pairs $(D)/iter_$(1)/pairs.jsonl \
 		--out $(C)/iter_$(1) --loss $(LOSS) $(if $(BETA),--beta $(BETA)) $(if $(NLL),--nll-weight $(NLL)) --lr $(DPO_LR) --seed $(SEED) $(DPO_ARGS)
 endef
-$(foreach k,$(ITERS),$(eval $(call iteration,$(k),$(call policy,$(word $(k),0 $(ITERS))))))
+searched = $(if $(filter 1,$(FRESH)),$(foreach j,$(wordlist 2,$(1),0 $(ITERS)),$(D)/iter_$(j)/hard.jsonl))
+$(foreach k,$(ITERS),$(eval $(call iteration,$(k),$(call policy,$(word $(k),0 $(ITERS))),$(call searched,$(k)))))
 
 iterate: $(call policy,$(ITER))
 

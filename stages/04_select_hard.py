@@ -5,6 +5,10 @@ the policy finds least likely are the ones it has most to learn from (paper §4.
 --stratify ranks call answers and text answers separately and keeps the top ALPHA % of each, as
 the authors' release does, so that the rarer text answers ("no function fits") are not crowded
 out by long call lists.
+--searched names the hard.jsonl of earlier iterations: samples already searched then rank after
+every sample not yet searched, so each iteration brings the search new gold answers instead of
+repeating the previous one's (the policy rarely solves a hard sample by itself, so a repeated one
+mostly re-teaches the same gold); once every sample has been searched the rule is the plain one.
 
 Outputs: --out (hard.jsonl) holds the kept samples in full, hardest first, each with its
 "perplexity", so stage 05 reads nothing else; hard_stats.json beside it compares the perplexity
@@ -51,20 +55,33 @@ def read_samples(path):
     return samples
 
 
-def top_fraction(samples, alpha):
-    """The ceil(alpha % of n) samples of highest perplexity (at least one), hardest first; ties
-    are broken by id so the choice does not depend on file order."""
-    ranked = sorted(samples, key=lambda s: (-s["perplexity"], s["id"]))
+def top_fraction(samples, alpha, searched=frozenset()):
+    """The ceil(alpha % of n) samples of highest perplexity (at least one), hardest first, those
+    in `searched` after all others; ties are broken by id so the choice does not depend on file
+    order."""
+    ranked = sorted(samples, key=lambda s: (s["id"] in searched, -s["perplexity"], s["id"]))
     return ranked[:max(1, math.ceil(round(len(samples) * alpha / 100, 6)))]  # round: float error must not add one
 
 
-def select_hard(samples, alpha, stratify):
+def select_hard(samples, alpha, stratify, searched=frozenset()):
     if not stratify:
-        return top_fraction(samples, alpha)
-    kept = []
-    for kind in sorted({s["kind"] for s in samples}):
-        kept += top_fraction([s for s in samples if s["kind"] == kind], alpha)
+        kept = top_fraction(samples, alpha, searched)
+    else:
+        kept = []
+        for kind in sorted({s["kind"] for s in samples}):
+            kept += top_fraction([s for s in samples if s["kind"] == kind], alpha, searched)
     return sorted(kept, key=lambda s: (-s["perplexity"], s["id"]))
+
+
+def read_searched(paths):
+    """The ids of every sample in the given hard.jsonl files (earlier iterations' hard samples)."""
+    searched = set()
+    for path in paths:
+        for line, sample in enumerate(read_jsonl(path), 1):
+            if not isinstance(sample, dict) or not isinstance(sample.get("id"), str):
+                raise RecordError(f"{path}: line {line}: expected a sample with a string 'id'")
+            searched.add(sample["id"])
+    return searched
 
 
 def quantiles(values):
@@ -92,6 +109,8 @@ def parse_args(argv=None):
     parser.add_argument("--alpha", type=float, default=20.0, help="percent of the buffer to keep (paper: 20)")
     parser.add_argument("--stratify", action="store_true",
                         help="keep the top ALPHA %% of call answers and of text answers separately")
+    parser.add_argument("--searched", nargs="*", default=[], metavar="HARD_JSONL",
+                        help="earlier iterations' hard.jsonl: their samples rank after all others")
     parser.add_argument("--out", required=True, help="hard.jsonl; hard_stats.json is written beside it")
     return parser.parse_args(argv)
 
@@ -103,6 +122,7 @@ def main(argv=None):
             raise RecordError(f"--alpha must be a percentage in (0, 100], got {args.alpha}")
         buffer = read_buffer(args.buffer)
         samples = read_samples(args.samples)
+        searched = read_searched(args.searched)
         missing = [i for i in buffer if i not in samples]
         if missing:
             raise RecordError(f"{args.buffer}: {len(missing)} id(s) not in {args.samples}, e.g. {missing[:3]}: "
@@ -114,17 +134,20 @@ def main(argv=None):
     if len(scored) < len(samples):
         print(f"warning: {len(samples) - len(scored)} samples of {args.samples} have no perplexity in "
               f"{args.buffer}; selecting among the {len(scored)} that do", file=sys.stderr)
-    hard = select_hard(scored, args.alpha, args.stratify)
+    hard = select_hard(scored, args.alpha, args.stratify, searched)
 
     out = Path(args.out)
     stats = {"alpha": args.alpha, "stratify": args.stratify,
              "unscored_samples": len(samples) - len(buffer),  # in the RL split but not in the buffer
+             "searched_before": sum(s["id"] in searched for s in scored),
+             "kept_searched_before": sum(s["id"] in searched for s in hard),
              "all": describe(scored), "kept": describe(hard)}
     atomic_write_json(out.with_name("hard_stats.json"), stats)
     write_jsonl(out, hard)  # last: it is make's target
     all_p, kept_p = stats["all"]["perplexity"], stats["kept"]["perplexity"]
-    print(f"kept {len(hard)}/{len(scored)} samples (alpha {args.alpha:g} %{', stratified' if args.stratify else ''}): "
-          f"median perplexity {kept_p['p50']:.3g} vs {all_p['p50']:.3g} overall -> {out}")
+    repeated = f", {stats['kept_searched_before']} searched before" if searched else ""
+    print(f"kept {len(hard)}/{len(scored)} samples (alpha {args.alpha:g} %{', stratified' if args.stratify else ''}"
+          f"{repeated}): median perplexity {kept_p['p50']:.3g} vs {all_p['p50']:.3g} overall -> {out}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,14 @@ objective of Pang et al. (2024, iterative RPO). Plain DPO lowers the likelihood 
 rejected alike when they share most of their tokens, as the search's sibling steps do; the NLL term
 keeps the chosen steps likely while the margin grows.
 
+Rejected steps cut to the chosen step's length (--cut-rejected, the default). The search's
+rejected steps are mostly longer than its chosen ones (a hallucinated argument list, a run of
+garbage), and a log-prob summed over more tokens is easier to lower: the margin then grows by
+lowering every token of the long tail, argument separators and parameter names included, which
+teaches "close the call early" rather than "this step is wrong". Cut, the rejected keeps its first
+token that differs from the chosen (where the two really part) and is never longer than the chosen,
+so length no longer pays. --no-cut-rejected trains on the steps as the search wrote them (paper).
+
 Reference. The reference policy is the policy at the start of the iteration (the paper's
 "reference refreshed with the latest policy"). Its log-probs are computed once, in one no-grad
 pass over the pairs before the first update, with the very micro-batches training uses: exact,
@@ -136,6 +144,13 @@ def preference_loss(name, beta, gamma, chosen, rejected, n_chosen, n_rejected, r
 
 # --- pairs -------------------------------------------------------------------------------------
 
+def cut_rejected(chosen, rejected):
+    """The rejected ids cut to the chosen's length, but never before their first difference from
+    the chosen (kept, so the cut pair still tells the two apart)."""
+    parted = next((i for i, (a, b) in enumerate(zip(chosen, rejected)) if a != b), min(len(chosen), len(rejected)))
+    return rejected[:max(len(chosen), parted + 1)]
+
+
 def check_pair(pair, where):
     if not isinstance(pair, dict):
         raise RecordError(f"{where}: expected an object, got {type(pair).__name__}")
@@ -151,12 +166,13 @@ def check_pair(pair, where):
             raise RecordError(f"{where}: field {field!r} must be a list of token ids")
 
 
-def encode_pair(tokenizer, pair, eot_id, max_length, where):
+def encode_pair(tokenizer, pair, eot_id, max_length, where, cut=False):
     """(prompt, chosen, rejected) token ids; the prompt is the dialogue plus the answer so far.
 
     A pair from stage 05 carries the very token ids the policy produced (prefix_ids, chosen_ids,
     rejected_ids: end-of-turn included where a step ends the answer) and is trained on them as
-    they are; a pair written by hand has text only, tokenised as in training."""
+    they are; a pair written by hand has text only, tokenised as in training. With `cut` the
+    rejected ids are cut to the chosen's length (cut_rejected)."""
     check_pair(pair, where)
     if "chosen_ids" in pair:
         prompt = modeling.encode_prompt(tokenizer, pair["system"], pair["messages"]) + pair["prefix_ids"]
@@ -170,13 +186,15 @@ def encode_pair(tokenizer, pair, eot_id, max_length, where):
         raise RecordError(f"{where}: the {side} completion is empty (no tokens to learn from)")
     if chosen == rejected:
         raise RecordError(f"{where}: chosen and rejected are the same tokens")
+    if cut:
+        rejected = cut_rejected(chosen, rejected)
     if len(prompt) + len(chosen) + len(rejected) > max_length:
         raise TooLong(f"{where}: {len(prompt)} + {len(chosen)} + {len(rejected)} tokens exceed "
                       f"--max-length {max_length}")
     return prompt, chosen, rejected
 
 
-def load_pairs(path, tokenizer, max_length, skip_bad):
+def load_pairs(path, tokenizer, max_length, skip_bad, cut=False):
     """(encoded pairs, {"bad": n, "too_long": n}): a pair longer than --max-length is skipped and
     counted; a malformed one is an error naming it, or with --skip-bad is skipped and counted."""
     eot_id = modeling.end_of_turn_id(tokenizer)
@@ -184,7 +202,7 @@ def load_pairs(path, tokenizer, max_length, skip_bad):
     for i, pair in enumerate(tqdm(read_jsonl(path), desc="tokenising pairs", unit="pair", leave=False)):
         where = f"{path}: pair {i}" + (f" (id {pair['id']})" if isinstance(pair, dict) and "id" in pair else "")
         try:
-            encoded.append(encode_pair(tokenizer, pair, eot_id, max_length, where))
+            encoded.append(encode_pair(tokenizer, pair, eot_id, max_length, where, cut))
         except TooLong as e:
             print(f"skipping: {e}", file=sys.stderr)
             skipped["too_long"] += 1
@@ -404,6 +422,9 @@ def parse_args(argv=None):
     parser.add_argument("--nll-weight", type=float,
                         help="weight of the chosen steps' per-token NLL added to the loss (default: 1 for "
                              "ORPO, its SFT term; 0 otherwise; DPO + NLL at 1 is iterative RPO)")
+    parser.add_argument("--cut-rejected", action=argparse.BooleanOptionalAction, default=True,
+                        help="cut each rejected step to its chosen step's length, keeping their first difference "
+                             "(--no-cut-rejected: the steps as the search wrote them)")
     parser.add_argument("--simpo-gamma", type=float, default=0.5, help="SimPO reward margin γ")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
     parser.add_argument("--max-length", type=int, default=4096,
@@ -436,7 +457,7 @@ def main(argv=None):
         sys.exit(f"error: no adapter in {args.adapter} (expected adapter_model.safetensors)")
     tokenizer = modeling.load_tokenizer(model_dir)
     try:
-        pairs, skipped = load_pairs(args.pairs, tokenizer, args.max_length, args.skip_bad)
+        pairs, skipped = load_pairs(args.pairs, tokenizer, args.max_length, args.skip_bad, args.cut_rejected)
     except (RecordError, OSError) as e:
         sys.exit(f"error: {e}")
     if not pairs:
@@ -484,7 +505,8 @@ def main(argv=None):
     print(f"{len(pairs)} pairs (skipped: {skipped['bad']} malformed, {skipped['too_long']} longer than --max-length "
           f"{args.max_length}) in {len(rows)} packed rows, {len(batches)} micro-batches of up to "
           f"{micro_batch_tokens} tokens, {total_steps} steps of up to {args.batch_size} pairs; loss {args.loss}, "
-          f"β {args.beta}, NLL weight {args.nll_weight}, lr {args.lr}")
+          f"β {args.beta}, NLL weight {args.nll_weight}, lr {args.lr}"
+          f"{', rejected cut to the chosen length' if args.cut_rejected else ''}")
 
     model.train()
     started, trained_pairs, last = time.time(), 0, {}
@@ -511,7 +533,8 @@ def main(argv=None):
         elapsed = time.time() - started
         atomic_write_json(args.out / "summary.json", {
             "pairs": len(pairs), "skipped": skipped, "steps": total_steps, "loss": args.loss, "beta": args.beta,
-            "nll_weight": args.nll_weight,
+            "nll_weight": args.nll_weight, "cut_rejected": args.cut_rejected,
+            "tokens": {side: sum(len(pair[i]) for pair in pairs) for i, side in ((1, "chosen"), (2, "rejected"))},
             "lr": args.lr, "last_step": last, "train_seconds": round(elapsed, 1),
             "reference_seconds": None if state else round(reference_seconds, 1),
             "pairs_per_s": round(trained_pairs / elapsed, 4) if trained_pairs else None,

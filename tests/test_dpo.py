@@ -285,6 +285,59 @@ def test_a_pair_longer_than_max_length_is_skipped_and_counted(synthetic_samples,
     assert "exceed --max-length" in capsys.readouterr().err
 
 
+def test_cut_rejected_keeps_the_first_difference_and_never_outgrows_the_chosen():
+    assert dpo.cut_rejected([1, 2, 3], [1, 4, 5, 6, 7]) == [1, 4, 5]  # longer: cut to the chosen's length
+    assert dpo.cut_rejected([1, 2, 3], [1, 2, 9]) == [1, 2, 9]
+    assert dpo.cut_rejected([1, 2, 3, 4], [5, 6]) == [5, 6]  # shorter: as it is
+    assert dpo.cut_rejected([1, 2], [1, 2, 3, 4]) == [1, 2, 3]  # the chosen is its prefix: one token past it
+    assert dpo.cut_rejected([7], [8, 9]) == [8]
+
+
+def tail_logprob(model_dir, adapter, tokenizer, pairs):
+    """Summed log-prob, over the pairs, of each rejected step's tokens past its chosen step's length."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), adapter).eval()
+    total = 0.0
+    with torch.no_grad():
+        for pair in pairs:
+            prompt = modeling.encode_prompt(tokenizer, pair["system"], pair["messages"]) + pair["prefix_ids"]
+            ids = torch.tensor([prompt + pair["rejected_ids"]])
+            logps = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+            targets = ids[0, 1:]
+            start = len(prompt) + len(pair["chosen_ids"]) - 1  # first target past the chosen's length
+            total += logps[torch.arange(start, len(targets)), targets[start:]].sum().item()
+    return total
+
+
+def test_cut_rejected_steps_leave_their_tail_alone(synthetic_samples, start_adapter, tiny_model_dir, tiny_tokenizer,
+                                                     tmp_path):
+    """Rejected steps three times longer than the chosen ones, as the search's hallucinated argument
+    lists are: uncut, training lowers their whole tail; cut, the tail is not trained on and moves far less."""
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    tail = tiny_tokenizer.encode(" zebra quartz lantern violet harbour " * 4, add_special_tokens=False)
+    pairs = []
+    for pair in make_pairs(synthetic_samples, 8):
+        _, chosen = modeling.encode_continuation(tiny_tokenizer, pair["system"], pair["messages"], "", pair["chosen"],
+                                                 True, eot)
+        _, rejected = modeling.encode_continuation(tiny_tokenizer, pair["system"], pair["messages"], "",
+                                                   pair["rejected"], False, eot)
+        rejected = (rejected + tail)[:max(3 * len(chosen), len(rejected) + 2)]
+        pairs.append({**pair, "prefix": "", "prefix_ids": [], "chosen_ids": chosen, "rejected_ids": rejected})
+    write_jsonl(tmp_path / "pairs.jsonl", pairs)
+    before = tail_logprob(tiny_model_dir, start_adapter, tiny_tokenizer, pairs)
+    drop = {}
+    for flag in ("--cut-rejected", "--no-cut-rejected"):
+        out = tmp_path / flag
+        run(tmp_path / "pairs.jsonl", start_adapter, out, "--epochs", "4", "--lr", "2e-3", flag)
+        drop[flag] = before - tail_logprob(tiny_model_dir, out, tiny_tokenizer, pairs)
+        tokens = json.loads((out / "summary.json").read_text())["tokens"]
+        assert (tokens["rejected"] <= tokens["chosen"] + len(pairs)) == (flag == "--cut-rejected")
+    assert drop["--no-cut-rejected"] > 0
+    assert drop["--cut-rejected"] < drop["--no-cut-rejected"] / 2, drop
+
+
 def test_search_pairs_train_on_their_own_token_ids(tiny_tokenizer, synthetic_samples):
     """A pair from stage 05 carries the policy's token ids; they are used as they are, even where
     tokenising the text again would give other ids."""

@@ -144,6 +144,26 @@ def test_stratify_keeps_the_top_of_each_answer_kind(tmp_path):
     assert stats["kept"]["by_kind"] == {"call": 3, "text": 1} and stats["stratify"] is True
 
 
+def test_samples_searched_before_rank_after_all_others(tmp_path):
+    buffer, samples = write_inputs(tmp_path, SPREAD)
+    earlier = select(buffer, samples, tmp_path / "iter_1.jsonl", "--alpha", "30")  # s1, s7, s4
+    hard = select(buffer, samples, tmp_path / "hard.jsonl", "--alpha", "30", "--searched", str(tmp_path / "iter_1.jsonl"))
+    # the next three by perplexity, none of iteration 1's, still hardest first
+    assert [s["id"] for s in hard] == ["s0", "s8", "s6"]
+    stats = json.loads((tmp_path / "hard_stats.json").read_text())
+    assert stats["searched_before"] == 3 and stats["kept_searched_before"] == 0
+    # stratified, per answer kind: the text answers' top one (s2) was not searched, the call answers' were
+    hard = select(buffer, samples, tmp_path / "strat.jsonl", "--alpha", "30", "--stratify",
+                  "--searched", str(tmp_path / "iter_1.jsonl"))
+    assert [s["id"] for s in hard] == ["s0", "s8", "s6", "s2"]
+    # once the unsearched samples run out, the searched ones follow by perplexity
+    write_jsonl(tmp_path / "iter_2.jsonl", earlier + hard)
+    hard = select(buffer, samples, tmp_path / "last.jsonl", "--alpha", "50",
+                  "--searched", str(tmp_path / "iter_2.jsonl"))
+    assert [s["id"] for s in hard] == ["s1", "s7", "s3", "s5", "s9"]
+    assert json.loads((tmp_path / "hard_stats.json").read_text())["kept_searched_before"] == 2
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing", "1 id(s) not in"),
     ("empty", "the replay buffer is empty"),
