@@ -27,7 +27,7 @@ FRESH      ?= 1#              1: samples searched in earlier iterations rank aft
 LOSS       ?= dpo#            dpo | simpo | ipo | orpo (paper Fig. 6 ablation)
 BETA       ?=#                DPO β, SimPO β, IPO τ, ORPO λ; empty: the loss's own (0.1, 2.5, 0.1, 0.1)
 NLL        ?= 1#              weight of the chosen steps' per-token NLL added to the loss; 0: the plain loss (paper)
-DPO_LR     ?= 5e-5#           learning rate of stage 06 (paper: 5e-5, with LoRA)
+DPO_LR     ?= 2e-5#           learning rate of stage 06 (paper: 5e-5; at 5e-5 the iterations overshoot here)
 CKPT       ?= base#           what `make eval` scores: base | warmup | iter_K | adapter dir
 LIMIT      ?= 0#              eval items per category (0 = all)
 HELDOUT_LIMIT ?= 0#           held-out split items to score (0 = all)
