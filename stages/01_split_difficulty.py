@@ -4,10 +4,10 @@ easy/medium/hard thirds.
 Each assistant turn is a sample. Conversations, not samples, are split 59/15/26 into warm-up, RL
 and test (seeded, --rl-fraction and --test-fraction), so no dialogue is seen by two of them; 26 %
 of the default 1,500 conversations is the smallest share that holds out over 500 samples, enough
-for a paired interval of a few points. The test split is never trained on nor used for tuning: it
-is where checkpoints are compared (eval/heldout.py). Warm-up samples are ranked on the paper's three difficulty criteria (number of
-candidate tools, string length of the tool list, number of calls in the answer); the three ranks
-are averaged and the order is cut into equal thirds.
+for a paired interval of a few points. The test split is never trained on: it is where checkpoints
+are compared (eval/heldout.py). Warm-up samples are ranked on the paper's three difficulty criteria
+(number of candidate tools, string length of the tool list, number of calls in the answer); the
+three ranks are averaged and the order is cut into equal thirds.
 """
 import argparse
 import json

@@ -18,10 +18,10 @@ keeps the chosen steps likely while the margin grows.
 Rejected steps cut to the chosen step's length (--cut-rejected, the default). The search's
 rejected steps are mostly longer than its chosen ones (a hallucinated argument list, a run of
 garbage), and a log-prob summed over more tokens is easier to lower: the margin then grows by
-lowering every token of the long tail, argument separators and parameter names included, which
-teaches "close the call early" rather than "this step is wrong". Cut, the rejected keeps its first
-token that differs from the chosen (where the two really part) and is never longer than the chosen,
-so length no longer pays. --no-cut-rejected trains on the steps as the search wrote them (paper).
+lowering every token of the long tail, argument separators and parameter names included (tokens
+that are right in other answers), rather than where the step goes wrong. Cut, the rejected keeps
+its first token that differs from the chosen (where the two really part) and is never longer than
+the chosen, so length no longer pays. --no-cut-rejected trains on the steps as the search wrote them (paper).
 
 Reference. The reference policy is the policy at the start of the iteration (the paper's
 "reference refreshed with the latest policy"). Its log-probs are computed once, in one no-grad
