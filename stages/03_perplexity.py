@@ -8,7 +8,10 @@ over the n answer tokens, end-of-turn included (the tokens SFT trains on). Stage
 samples with the highest h.
 
 Speed. Tool prompts are long and answers short, and Gemma's LM head spans a 262k vocabulary, so
-  - the head runs only at the answer positions, never over the prompt;
+  - the adapter is merged into the weights (the policy is frozen here: one matmul per layer, not
+    three; not with QLoRA, whose 4-bit weights cannot take it);
+  - the head runs only at the answer positions, never over the prompt, over vocabulary chunks
+    (logprobs.chunked_head_logprobs: no [answer tokens × 262k] logits in fp32);
   - shared prompt prefixes are computed once: the leading tokens every sample shares (the
     system instructions) are prefilled once and their KV cache forked, and the samples of one
     multi-turn conversation (same tools, same first turns) share their common prefix too
@@ -35,7 +38,7 @@ from transformers import DynamicCache
 
 from itool import distributed, modeling
 from itool.files import atomic_write_json, read_jsonl, write_jsonl
-from itool.logprobs import cached_hidden, fork_cache, head_logprobs
+from itool.logprobs import cached_hidden, chunked_head_logprobs, fork_cache
 from itool.records import RecordError, check_samples
 
 
@@ -113,7 +116,7 @@ def batched_logprobs(model, encoded, conversations, pad_id, batch_tokens, device
         answer_hidden = torch.cat([hidden[row, start:start + len(encoded[i][1])]
                                    for row, (i, start) in enumerate(zip(batch, starts))])
         targets = torch.tensor([t for i in batch for t in encoded[i][1]], device=device)
-        token_logps = head_logprobs(model, answer_hidden, targets)
+        token_logps = chunked_head_logprobs(model, answer_hidden, targets)
         for i, logps in zip(batch, token_logps.split([len(encoded[i][1]) for i in batch])):
             results[i] = (logps.sum().item(), len(logps))
         progress.update(len(batch))
@@ -161,8 +164,10 @@ def main(argv=None):
 
     model_dir = modeling.resolve_model(args.model)
     tokenizer = modeling.load_tokenizer(model_dir)
-    model = modeling.load_model(model_dir, adapter=args.adapter, qlora=modeling.use_qlora(args.qlora, device),
-                                device=device)
+    qlora = modeling.use_qlora(args.qlora, device)
+    model = modeling.load_model(model_dir, adapter=args.adapter, qlora=qlora, device=device)
+    if args.adapter and not qlora:  # frozen here: the adapter's product folded into the weights
+        model = model.merge_and_unload()
     eot_id = modeling.end_of_turn_id(tokenizer)
 
     mine = distributed.shard(samples)

@@ -546,7 +546,7 @@ class ModelPolicy:
         finished = []
         while True:
             logits = head_logits(self.model, pool["hidden"])
-            logps = logits.log_softmax(dim=-1)
+            log_z = logits.logsumexp(dim=-1)  # log p(token) = logit - log Z: no [rows, vocab] log-softmax
             active = [row for row, state in enumerate(pool["states"]) if not state["done"]]
             tokens = torch.zeros(len(pool["states"]), dtype=torch.long, device=self.device)
             index = torch.tensor(active, device=self.device)
@@ -555,7 +555,7 @@ class ModelPolicy:
                                           **self.sampling)
             for row in active:
                 state, token = pool["states"][row], tokens[row].item()
-                self.advance(state, token, logps[row, token].item())
+                self.advance(state, token, (logits[row, token] - log_z[row]).item())
                 if state["done"] and all(other["done"] for other in self.requests[state["search"]]):
                     finished.append((state["search"], [other["steps"] for other in self.requests.pop(state["search"])]))
             self.generated_tokens += len(active)

@@ -63,6 +63,28 @@ def test_rows_of_different_prompts_match_separate_forwards(fp32_model, reference
     assert torch.allclose(hidden[0, -1], plain_last_hidden(reference_model, prompts[0] + extra[0] + [30]), atol=1e-4)
 
 
+@torch.inference_mode()
+def test_the_spare_room_of_the_cache_is_never_attended(fp32_model, reference_model):
+    """Attention reads each SlotLayer's whole buffer (filled slots and spare room) and masks the
+    spare room: junk written there changes nothing, before and after the buffer grows."""
+    generator = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(10, 1000, (n,), generator=generator).tolist() for n in (40, 9)]
+    rows, _ = generation.prefill(fp32_model, prompts)
+    forks = rows.select([0, 1])
+    for layer in forks.layers:
+        assert layer.key_buffer.shape[2] > layer.length  # spare room there is
+        layer.key_buffer[:, :, layer.length:] = 1e4
+        layer.value_buffer[:, :, layer.length:] = -1e4
+    fed = [[], []]
+    for step in range(generation.GROWTH + 3):  # past the buffer's first growth
+        tokens = [[100 + step], [200 + step]]
+        hidden = forks.extend(tokens)
+        fed = [f + t for f, t in zip(fed, tokens)]
+        if step in (0, generation.GROWTH + 2):
+            for prompt, extra, row in zip(prompts, fed, hidden):
+                assert torch.allclose(row[-1], plain_last_hidden(reference_model, prompt + extra), atol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def adapter_dir(tiny_model_dir, tmp_path_factory):
     """A LoRA adapter with random, clearly non-zero weights (a fresh one is the identity)."""

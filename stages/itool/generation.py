@@ -9,7 +9,9 @@ state, a finished row is dropped, and the caches of separately prefilled batches
 
 Two choices keep decoding bound by the model rather than by copying:
   - the cache appends in place into a buffer with spare room (transformers' DynamicCache copies
-    the whole cache at every token), and attention reads a view of it;
+    the whole cache at every token), and attention reads the whole buffer, its spare room zeroed
+    and masked: a view of the filled slots alone is not contiguous in the batch, and the CPU's
+    batched matmul would copy it, keys and values, in every layer at every token;
   - attention runs per key/value head group (GQA) without repeating the keys and values for
     every query head (`grouped_attention`, registered with transformers as "itool_grouped").
 The LM head is applied to contiguous hidden states of the rows' last positions only.
@@ -21,6 +23,7 @@ from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 
 ATTENTION = "itool_grouped"
+GROWTH = 64  # slots a SlotLayer's buffer grows by when full
 
 
 # --- attention and cache ------------------------------------------------------------------------
@@ -33,10 +36,15 @@ def grouped_attention(module, query, key, value, attention_mask, scaling=None, d
     batch, heads, q, dim = query.shape
     groups = key.shape[1]
     scaling = module.head_dim ** -0.5 if scaling is None else scaling
-    if attention_mask is not None:  # keys that no query may see need no scores (sliding windows)
+    if attention_mask is not None:
+        if attention_mask.shape[-1] < key.shape[2]:  # a SlotLayer's spare room: zeros no query sees
+            attention_mask = torch.nn.functional.pad(attention_mask, (0, key.shape[2] - attention_mask.shape[-1]),
+                                                     value=torch.finfo(attention_mask.dtype).min)
+        # keys that no query may see need no scores (a sliding window over a long cache), though a
+        # slice is copied: worth it only when it leaves most keys out
         seen = (attention_mask[:, 0] == 0).any(dim=1).any(dim=0).nonzero()[:, 0]
         first, last = seen[0].item(), seen[-1].item() + 1
-        if last - first < key.shape[2]:
+        if 2 * (last - first) <= key.shape[2]:
             key, value = key[:, :, first:last], value[:, :, first:last]
             attention_mask = attention_mask[..., first:last]
     grouped = query.reshape(batch, groups, (heads // groups) * q, dim)
@@ -60,8 +68,10 @@ AttentionMaskInterface.register(ATTENTION, eager_mask)
 
 
 class SlotLayer(DynamicLayer):
-    """A cache layer that writes new keys and values into a buffer with spare room and returns a
-    view of the filled part: appending a token copies one token, not the whole cache."""
+    """A cache layer that writes new keys and values into a buffer with spare room: appending a
+    token copies one token, not the whole cache. `keys` and `values` are views of the filled slots;
+    `update` (the model's attention) gets the whole buffers, whose spare room holds zeros, for
+    `grouped_attention` to mask (Rows' masks span the filled slots only)."""
 
     def __init__(self, keys=None, values=None, capacity=0):
         super().__init__()
@@ -75,9 +85,9 @@ class SlotLayer(DynamicLayer):
             self._publish()
 
     def _allocate(self, batch, heads, capacity, dim):
-        # uninitialised: only the first `length` slots are ever read, and those are always written
-        self.key_buffer = torch.empty(batch, heads, capacity, dim, dtype=self.dtype, device=self.device)
-        self.value_buffer = torch.empty_like(self.key_buffer)
+        # zeros: masked slots are still multiplied (by a weight of 0), and uninitialised memory may hold NaN
+        self.key_buffer = torch.zeros(batch, heads, capacity, dim, dtype=self.dtype, device=self.device)
+        self.value_buffer = torch.zeros_like(self.key_buffer)
 
     def _publish(self):
         self.keys = self.key_buffer[:, :, :self.length]
@@ -88,9 +98,11 @@ class SlotLayer(DynamicLayer):
             self.lazy_initialization(key_states, value_states)
             self._allocate(key_states.shape[0], key_states.shape[1], 0, key_states.shape[3])
         end = self.length + key_states.shape[2]
-        if end > self.key_buffer.shape[2]:  # grow by half again, so appends stay amortised O(1)
+        if end > self.key_buffer.shape[2]:
+            # grow by a fixed number of slots: attention reads the spare room too, and one copy of
+            # the cache per GROWTH tokens is little next to attention reading all of it at every token
             old_keys, old_values = self.key_buffer, self.value_buffer
-            self._allocate(old_keys.shape[0], old_keys.shape[1], max(end, old_keys.shape[2] * 3 // 2 + 64),
+            self._allocate(old_keys.shape[0], old_keys.shape[1], max(end, old_keys.shape[2] + GROWTH),
                            old_keys.shape[3])
             self.key_buffer[:, :, :self.length] = old_keys[:, :, :self.length]
             self.value_buffer[:, :, :self.length] = old_values[:, :, :self.length]
@@ -98,7 +110,7 @@ class SlotLayer(DynamicLayer):
         self.value_buffer[:, :, self.length:end] = value_states
         self.length = end
         self._publish()
-        return self.keys, self.values
+        return self.key_buffer, self.value_buffer
 
     def get_seq_length(self):
         return self.length
@@ -198,7 +210,7 @@ class Rows:
         """A new Rows of the given rows (repeats allowed: forks share nothing afterwards)."""
         index = torch.as_tensor(indices, dtype=torch.long, device=self.positions.device)
         layers = [SlotLayer(layer.keys.index_select(0, index), layer.values.index_select(0, index),
-                            capacity=layer.length + 64) if layer.is_initialized else SlotLayer()
+                            capacity=layer.length + GROWTH) if layer.is_initialized else SlotLayer()
                   for layer in self.layers]
         return Rows(self.model, layers, self.positions.index_select(0, index))
 
@@ -220,7 +232,7 @@ class Rows:
         for i in range(len(parts[0].layers)):
             keys = torch.cat([padded(p.layers[i].keys, 0) for p in parts])
             values = torch.cat([padded(p.layers[i].values, 0) for p in parts])
-            layers.append(SlotLayer(keys, values, capacity=width + 64))
+            layers.append(SlotLayer(keys, values, capacity=width + GROWTH))
         positions = torch.cat([padded(p.positions, -1) for p in parts])
         return cls(parts[0].model, layers, positions)
 
