@@ -59,9 +59,7 @@ def load_generator(args):
     model_dir = modeling.resolve_model(args.model)
     tokenizer = modeling.load_tokenizer(model_dir)
     qlora = modeling.use_qlora(args.qlora, device)
-    model = modeling.load_model(model_dir, adapter=args.adapter, device=device, qlora=qlora)
-    if args.adapter is not None and not qlora and not reference:
-        model = model.merge_and_unload()
+    model = modeling.load_model(model_dir, adapter=args.adapter, device=device, qlora=qlora, merge=not reference)
     return make_generator(model, tokenizer, args.batch_size, reference)
 
 

@@ -164,10 +164,8 @@ def main(argv=None):
 
     model_dir = modeling.resolve_model(args.model)
     tokenizer = modeling.load_tokenizer(model_dir)
-    qlora = modeling.use_qlora(args.qlora, device)
-    model = modeling.load_model(model_dir, adapter=args.adapter, qlora=qlora, device=device)
-    if args.adapter and not qlora:  # frozen here: the adapter's product folded into the weights
-        model = model.merge_and_unload()
+    model = modeling.load_model(model_dir, adapter=args.adapter, qlora=modeling.use_qlora(args.qlora, device),
+                                device=device, merge=True)
     eot_id = modeling.end_of_turn_id(tokenizer)
 
     mine = distributed.shard(samples)

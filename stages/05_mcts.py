@@ -546,16 +546,18 @@ class ModelPolicy:
         finished = []
         while True:
             logits = head_logits(self.model, pool["hidden"])
-            log_z = logits.logsumexp(dim=-1)  # log p(token) = logit - log Z: no [rows, vocab] log-softmax
             active = [row for row, state in enumerate(pool["states"]) if not state["done"]]
             tokens = torch.zeros(len(pool["states"]), dtype=torch.long, device=self.device)
             index = torch.tensor(active, device=self.device)
             # each row draws from its own sample's generator, in row order
             tokens[index] = sample_tokens(logits[index], [self.generators[pool["states"][r]["search"]] for r in active],
                                           **self.sampling)
+            # log p(token) = logit - log Z, for every row at once: no [rows, vocab] log-softmax
+            token_logps = (logits.gather(1, tokens[:, None])[:, 0] - logits.logsumexp(dim=-1)).tolist()
+            token_ids = tokens.tolist()
             for row in active:
-                state, token = pool["states"][row], tokens[row].item()
-                self.advance(state, token, (logits[row, token] - log_z[row]).item())
+                state, token = pool["states"][row], token_ids[row]
+                self.advance(state, token, token_logps[row])
                 if state["done"] and all(other["done"] for other in self.requests[state["search"]]):
                     finished.append((state["search"], [other["steps"] for other in self.requests.pop(state["search"])]))
             self.generated_tokens += len(active)
@@ -856,10 +858,8 @@ def main(argv=None):
     batches = distributed.shard(batches_of(samples, args.batch_samples))
     todo = [batch for batch in batches if any(s["id"] not in done for s in batch)]
     if todo:
-        qlora = modeling.use_qlora(args.qlora, device)
-        model = modeling.load_model(model_dir, adapter=args.adapter, qlora=qlora, device=device)
-        if args.adapter and not qlora:  # the policy is frozen here: one matmul per layer, not three
-            model = model.merge_and_unload()
+        model = modeling.load_model(model_dir, adapter=args.adapter, qlora=modeling.use_qlora(args.qlora, device),
+                                    device=device, merge=True)  # the policy is frozen here
         generation.use_grouped_attention(model)
         trees_dir.mkdir(parents=True, exist_ok=True)
         partial = partial_path(out.parent, rank)

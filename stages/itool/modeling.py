@@ -164,11 +164,14 @@ def load_tokenizer(model_dir):
     return tokenizer
 
 
-def load_model(model_dir, *, adapter=None, trainable=False, qlora=False, device=None, lora_r=8, lora_alpha=16):
+def load_model(model_dir, *, adapter=None, trainable=False, qlora=False, device=None, lora_r=8, lora_alpha=16,
+               merge=False):
     """The base model in bf16 (or NF4 with `qlora`), with a LoRA adapter on every linear projection.
 
     adapter=None and trainable=True starts a fresh adapter; adapter=<dir> loads a saved one
-    (trainable or frozen); adapter=None and trainable=False returns the bare base model.
+    (trainable or frozen); adapter=None and trainable=False returns the bare base model. merge=True
+    folds a frozen adapter into the weights (one matmul per layer instead of three), except on a
+    4-bit base, which cannot take it.
     """
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -192,6 +195,8 @@ def load_model(model_dir, *, adapter=None, trainable=False, qlora=False, device=
     if not trainable:
         model.eval()
         model.requires_grad_(False)
+        if merge and adapter is not None and not qlora:
+            model = model.merge_and_unload()
     return model
 
 
