@@ -138,3 +138,27 @@ def test_gemma_default_loads_and_generates():
     out = model.generate(torch.tensor([prompt]), max_new_tokens=5, do_sample=False)
     new = out[0, len(prompt):]
     assert 1 <= len(new) <= 5 and tokenizer.decode(new).strip()
+
+
+def test_a_base_cached_before_the_stop_rule_is_mended_then_left_alone(tiny_model_dir, tiny_tokenizer, tmp_path,
+                                                                       monkeypatch):
+    """A cached base whose generation config names only <eos> gets <end_of_turn> added; once it is
+    there, starting a stage reads no tokenizer to check it again."""
+    import json
+
+    base = tmp_path / "tiny"
+    shutil.copytree(tiny_model_dir, base)
+    config_file = base / "generation_config.json"
+    config = json.loads(config_file.read_text())
+    config["eos_token_id"] = tiny_tokenizer.eos_token_id  # as cached before the rule
+    config_file.write_text(json.dumps(config))
+
+    modeling.resolve_model("tiny", base_dir=tmp_path)
+    assert json.loads(config_file.read_text())["eos_token_id"] == [tiny_tokenizer.eos_token_id,
+                                                                    modeling.end_of_turn_id(tiny_tokenizer)]
+
+    def no_tokenizer(_):
+        raise AssertionError("the tokenizer was loaded to check a mended config")
+
+    monkeypatch.setattr(modeling, "load_tokenizer", no_tokenizer)
+    modeling.resolve_model("tiny", base_dir=tmp_path)

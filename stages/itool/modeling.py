@@ -126,13 +126,17 @@ def stop_at_end_of_turn(model_dir):
     """Make the checkpoint's generation config stop at the end of a turn as well as at the end of
     the document, as Gemma's own instruction-tuned configs do: plain `model.generate` (e.g. a user
     loading an adapter with peft) then ends the answer at <end_of_turn> instead of running on.
-    The file is rewritten only when the rule is missing (atomically: a torchrun rank may read it)."""
+    The file is rewritten only when the rule is missing (atomically: a torchrun rank may read it).
+    The cached bases name one end when built, so a list of several means the rule is in: that
+    check reads one small file, where finding <end_of_turn>'s id means loading Gemma's tokenizer
+    (seconds, in every stage that starts)."""
     from transformers import GenerationConfig
 
-    tokenizer = load_tokenizer(model_dir)
     config = GenerationConfig.from_pretrained(model_dir)
     eos = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
-    end_of_turn = end_of_turn_id(tokenizer)
+    if len(eos) > 1:
+        return
+    end_of_turn = end_of_turn_id(load_tokenizer(model_dir))
     if end_of_turn in eos:
         return
     config.eos_token_id = [e for e in eos if e is not None] + [end_of_turn]
