@@ -23,16 +23,18 @@ and its highest peak memory. Identical runs on a shared machine differ by up to 
 only figures from one run. With other jobs on the machine, OMP_NUM_THREADS=1 keeps two OpenMP
 threads from waiting on each other.
 
-Throughput. SFT tokens/s counts every token of a sample (prompt and answer) per second of step
-time, steps after the first. TRL's steps include its reference forward, so our DPO pairs/s adds
-stage 06's one reference pass spread over the pairs: 1 / (step seconds per pair + reference
-seconds / pairs). MCTS: both sides search the same samples with the same budget and seeds; a
-sample's tree does not depend on its batch, so they do the same work, one tree at a time or
---batch-samples together. Eval: both sides generate greedily for the same BFCL items (--eval-items
-per category of --eval-categories), timed over generation only; the table also gives the share
-of items on which the two wrote the same text (bf16 rounding of a merged adapter may flip a rare
-near-tie). --adapter gives the policy for both (a warm-up adapter stops at the end of its
-answers, as in real use; without one the base model writes to the token budget).
+Throughput. SFT and DPO take --batch-size samples or pairs per optimizer step on both sides (1 by
+default: on a CPU the figures then compare the per-token work; on a GPU a step of one sample is
+bound by launching kernels, so run the stages' own 8 there too). SFT tokens/s counts every token of
+a sample (prompt and answer) per second of step time, steps after the first. TRL's steps include
+its reference forward, so our DPO pairs/s adds stage 06's one reference pass spread over the pairs:
+1 / (step seconds per pair + reference seconds / pairs). MCTS: both sides search the same samples
+with the same budget and seeds; a sample's tree does not depend on its batch, so they do the same
+work, one tree at a time or --batch-samples together. Eval: both sides generate greedily for the
+same BFCL items (--eval-items per category of --eval-categories), timed over generation only; the
+table also gives the share of items on which the two wrote the same text (bf16 rounding of a merged
+adapter may flip a rare near-tie). --adapter gives the policy for both (a warm-up adapter stops at
+the end of its answers, as in real use; without one the base model writes to the token budget).
 
 Prefill: the generators' cost on long prompts is the prefill. --prefill-rows prompts of
 --prefill-tokens ± 16 tokens each go through generation.Rows.extend on the bf16 base model in this
@@ -280,20 +282,20 @@ def figure(name, vs, ours, peer, target=None):
 # --- SFT: stage 02 vs TRL SFTTrainer, and its GFLOP/s ---------------------------------------------
 
 def bench_sft(args, model_dir, tokenizer, workdir, with_trl, with_gflops, matmul):
-    samples = samples_of_length(tokenizer, args.sft_steps, args.sft_tokens)
+    samples = samples_of_length(tokenizer, args.sft_steps * args.batch_size, args.sft_tokens)
     eot = modeling.end_of_turn_id(tokenizer)
     encoded = [modeling.encode_sample(tokenizer, s, eot) for s in samples]
     samples_file = workdir / "sft_samples.jsonl"
     write_jsonl(samples_file, samples)
-    # stage 02 reads three splits: a third of the samples each, one sample per step
-    third = len(samples) // 3
+    # stage 02 reads three splits: a third of the steps each, --batch-size samples per step
+    third = args.sft_steps // 3 * args.batch_size
     for k, level in enumerate(("easy", "medium", "hard")):
         write_jsonl(workdir / "sft_splits" / f"{level}.jsonl", samples[k * third:(k + 1) * third if k < 2 else None])
 
     def ours(r):
         out = workdir / f"sft_ours_{r}"
         run_script(REPO / "stages/02_sft.py", ["--model", model_dir, "--qlora", args.qlora, "--splits-dir",
-                                               workdir / "sft_splits", "--out", out, "--batch-size", 1,
+                                               workdir / "sft_splits", "--out", out, "--batch-size", args.batch_size,
                                                "--log-every", 1, "--save-every", 10 ** 6],
                    args.logs / f"sft_ours_{r}.log")
         summary = json.loads((out / "summary.json").read_text())
@@ -302,7 +304,7 @@ def bench_sft(args, model_dir, tokenizer, workdir, with_trl, with_gflops, matmul
     def trl(r):
         result = workdir / f"sft_trl_{r}.json"
         run_script(__file__, ["--worker", "trl-sft", "--model", model_dir, "--qlora", args.qlora, "--inputs",
-                              samples_file, "--result", result] + (["--trl-no-gradient-checkpointing"]
+                              samples_file, "--result", result, "--batch-size", args.batch_size] + (["--trl-no-gradient-checkpointing"]
                                                                    if args.trl_no_gradient_checkpointing else []),
                    args.logs / f"sft_trl_{r}.log")
         return json.loads(result.read_text())
@@ -320,14 +322,14 @@ def bench_sft(args, model_dir, tokenizer, workdir, with_trl, with_gflops, matmul
     if with_gflops:
         figures.append(figure("SFT GFLOP/s", "bf16 matmul", best(runs["ours"], "tokens_per_s") * flops_per_token / 1e9,
                               matmul, target=0.35))
-    details = {"runs": runs, "steps": len(samples), "mean_tokens": statistics.mean(len(p) + len(c) for p, c in encoded),
+    details = {"runs": runs, "steps": args.sft_steps, "batch_size": args.batch_size, "mean_tokens": statistics.mean(len(p) + len(c) for p, c in encoded),
                "mean_answer_tokens": statistics.mean(len(c) for _, c in encoded), "shape": shape,
                "gflop_per_token": round(flops_per_token / 1e9, 4)}
     return figures, details
 
 
 def trl_sft_worker(args):
-    """In its own process: TRL's SFTTrainer as a user would set it up, one sample per step."""
+    """In its own process: TRL's SFTTrainer as a user would set it up, --batch-size samples per step."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -336,7 +338,8 @@ def trl_sft_worker(args):
     data = Dataset.from_list([{"prompt": prompt_text(tokenizer, s), "completion": s["answer"]} for s in samples])
     clock, step_ends = step_clock()
     with tempfile.TemporaryDirectory() as tmp:
-        config = SFTConfig(output_dir=tmp, per_device_train_batch_size=1, max_steps=len(samples), learning_rate=5e-5,
+        config = SFTConfig(output_dir=tmp, per_device_train_batch_size=args.batch_size,
+                           max_steps=len(samples) // args.batch_size, learning_rate=5e-5,
                            weight_decay=0.01, bf16=True, use_cpu=not torch.cuda.is_available(), logging_steps=1,
                            report_to=[], save_strategy="no", max_length=None, dataloader_num_workers=0,
                            eos_token=tokenizer.convert_ids_to_tokens(modeling.end_of_turn_id(tokenizer)),
@@ -345,7 +348,7 @@ def trl_sft_worker(args):
                              processing_class=tokenizer, callbacks=[clock], peft_config=trl_lora())
         mean_tokens = statistics.mean(len(e["input_ids"]) for e in trainer.train_dataset)
         trainer.train()
-    result = {"tokens_per_s": mean_tokens * (len(step_ends) - 1) / (step_ends[-1] - step_ends[0]),
+    result = {"tokens_per_s": mean_tokens * args.batch_size * (len(step_ends) - 1) / (step_ends[-1] - step_ends[0]),
               "peak_memory_mib": training.peak_memory_mib(distributed.local_device()), "mean_tokens": mean_tokens}
     atomic_write_json(args.result, result)
 
@@ -395,13 +398,13 @@ def seconds_per_pair(step_seconds, step_pairs):
 
 def bench_dpo(args, model_dir, tokenizer, workdir):
     pairs_file = workdir / "dpo_pairs.jsonl"
-    write_jsonl(pairs_file, preference_pairs(tokenizer, args.dpo_pairs, args.dpo_prompt_tokens,
+    write_jsonl(pairs_file, preference_pairs(tokenizer, args.dpo_pairs * args.batch_size, args.dpo_prompt_tokens,
                                              args.dpo_completion_tokens))
 
     def ours(r):
         out = workdir / f"dpo_ours_{r}"
         run_script(REPO / "stages/06_dpo.py", ["--model", model_dir, "--qlora", args.qlora, "--pairs", pairs_file,
-                                               "--out", out, "--batch-size", 1, "--epochs", 1,
+                                               "--out", out, "--batch-size", args.batch_size, "--epochs", 1,
                                                "--lr", 5e-5, "--save-every", 10 ** 6], args.logs / f"dpo_ours_{r}.log")
         summary = json.loads((out / "summary.json").read_text())
         metrics = read_jsonl(out / "metrics.jsonl")
@@ -416,7 +419,7 @@ def bench_dpo(args, model_dir, tokenizer, workdir):
     def trl(r):
         result = workdir / f"dpo_trl_{r}.json"
         run_script(__file__, ["--worker", "trl-dpo", "--model", model_dir, "--qlora", args.qlora, "--inputs",
-                              pairs_file, "--result", result] + (["--trl-no-gradient-checkpointing"]
+                              pairs_file, "--result", result, "--batch-size", args.batch_size] + (["--trl-no-gradient-checkpointing"]
                                                                  if args.trl_no_gradient_checkpointing else []),
                    args.logs / f"dpo_trl_{r}.log")
         return json.loads(result.read_text())
@@ -426,11 +429,11 @@ def bench_dpo(args, model_dir, tokenizer, workdir):
                       best(runs["trl"], "pairs_per_s"), target=1.5),
                figure("DPO peak memory MiB (lower is better)", "TRL DPOTrainer",
                       best(runs["ours"], "peak_memory_mib"), best(runs["trl"], "peak_memory_mib"))]
-    return figures, {"runs": runs, "pairs": args.dpo_pairs}
+    return figures, {"runs": runs, "steps": args.dpo_pairs, "batch_size": args.batch_size}
 
 
 def trl_dpo_worker(args):
-    """In its own process: TRL's DPOTrainer as a user would set it up, one pair per step; its
+    """In its own process: TRL's DPOTrainer as a user would set it up, --batch-size pairs per step; its
     reference is the same model with the adapter disabled (a no-grad forward inside each step)."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
@@ -441,7 +444,8 @@ def trl_dpo_worker(args):
                               for r in rows])
     clock, step_ends = step_clock()
     with tempfile.TemporaryDirectory() as tmp:
-        config = DPOConfig(output_dir=tmp, per_device_train_batch_size=1, max_steps=len(rows), learning_rate=5e-5,
+        config = DPOConfig(output_dir=tmp, per_device_train_batch_size=args.batch_size,
+                           max_steps=len(rows) // args.batch_size, learning_rate=5e-5,
                            beta=0.1, bf16=True, use_cpu=not torch.cuda.is_available(), logging_steps=1, report_to=[],
                            save_strategy="no", max_length=None, dataloader_num_workers=0,
                            gradient_checkpointing=not args.trl_no_gradient_checkpointing)
@@ -450,7 +454,7 @@ def trl_dpo_worker(args):
         started = time.perf_counter()
         trainer.train()
     step_seconds = [b - a for a, b in zip([started] + step_ends, step_ends)]
-    result = {"pairs_per_s": 1 / seconds_per_pair(step_seconds, [1] * len(step_seconds)),
+    result = {"pairs_per_s": 1 / seconds_per_pair(step_seconds, [args.batch_size] * len(step_seconds)),
               "peak_memory_mib": training.peak_memory_mib(distributed.local_device())}
     atomic_write_json(args.result, result)
 
@@ -608,9 +612,12 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="~1-minute smoke run: tiny model, one round, small sizes")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each side")
     sizes = parser.add_argument_group("sizes")
-    sizes.add_argument("--sft-steps", type=int, default=8, help="samples (= steps) per SFT run")
+    sizes.add_argument("--batch-size", type=int, default=1,
+                       help="samples (SFT) and pairs (DPO) per optimizer step, ours and TRL alike "
+                            "(the stages' default is 8; one sample per step on a GPU measures kernel launches)")
+    sizes.add_argument("--sft-steps", type=int, default=8, help="steps per SFT run")
     sizes.add_argument("--sft-tokens", type=int, default=512, help="tokens per SFT sample (prompt + answer, ± 16)")
-    sizes.add_argument("--dpo-pairs", type=int, default=6, help="pairs (= steps) per DPO run")
+    sizes.add_argument("--dpo-pairs", type=int, default=6, help="steps per DPO run")
     sizes.add_argument("--dpo-prompt-tokens", type=int, default=384, help="tokens per DPO prompt (± 16)")
     sizes.add_argument("--dpo-completion-tokens", type=int, default=64, help="tokens of chosen and of rejected")
     sizes.add_argument("--buffer-samples", type=int, default=64, help="samples scored per replay-buffer run")
@@ -640,9 +647,9 @@ def parse_args(argv=None):
     if unknown or not args.only:
         parser.error(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}")
     args.mcts_flags = args.mcts_args.split()
-    if args.rounds < 1 or args.sft_steps < 3 or args.dpo_pairs < 2:
-        parser.error("need --rounds ≥ 1, --sft-steps ≥ 3 (a sample for each third of the curriculum) and "
-                     "--dpo-pairs ≥ 2 (the first step is not timed)")
+    if args.rounds < 1 or args.sft_steps < 3 or args.dpo_pairs < 2 or args.batch_size < 1:
+        parser.error("need --rounds ≥ 1, --sft-steps ≥ 3 (a step for each third of the curriculum), "
+                     "--dpo-pairs ≥ 2 (the first step is not timed) and --batch-size ≥ 1")
     return args
 
 

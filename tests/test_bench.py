@@ -85,11 +85,22 @@ def test_quick_bench_on_a_random_model(tmp_path, tiny_model_dir):
     assert tokenizer(text).input_ids == tiny(text).input_ids
 
 
+def test_bench_sft_steps_take_batch_size_samples(tmp_path, tiny_model_dir):
+    """--batch-size: stage 02 runs --sft-steps steps of that many samples each, a third of the steps
+    per curriculum phase (ours only: the GFLOP/s figure needs no TRL)."""
+    stdout, report = run_bench(tmp_path, "--quick", "--only", "gflops", "--sft-steps", "3", "--batch-size", "3")
+    check_figures(stdout, report, ["SFT GFLOP/s"])
+    assert report["details"]["sft"]["batch_size"] == 3
+    log = (tmp_path / "bench" / "logs" / "sft_ours_0.log").read_text()
+    assert "easy2hard: 3 steps (easy 1, medium 1, hard 1)" in log
+
+
 @pytest.mark.slow
 def test_quick_bench_has_every_figure(tmp_path):
-    """The whole --quick run on the tiny model (TRL peers included; ~1.5 minutes)."""
+    """The whole --quick run on the tiny model (TRL peers included; ~1.5 minutes), two samples or
+    pairs per step on both sides of SFT and DPO."""
     pytest.importorskip("trl")
-    stdout, report = run_bench(tmp_path, "--quick")
+    stdout, report = run_bench(tmp_path, "--quick", "--batch-size", "2")
     check_figures(stdout, report, ["SFT tokens/s", "SFT peak memory MiB (lower is better)", "SFT GFLOP/s",
                                    "DPO pairs/s", "DPO peak memory MiB (lower is better)", "replay buffer samples/s",
                                    "MCTS simulations/s", "MCTS generated tokens/s", "eval BFCL items/s",
