@@ -58,10 +58,23 @@ DECLINE = "None of the available functions can book a taxi. They can only conver
     "None of the functions can book a taxi.\x07",
     "None of the functions can book a taxi \ufffd",
     "",
+    # a decline that goes on into a call: a half-made call, not a refusal (search pair r000590-1)
+    'None of the functions can book a taxi. Here it is: calculated.hypotenuse(side_a="first")',
+    "No function books taxis. Here are the result(years=3): learned[get_weather(city=\"Paris\"], results",
 ])
 def test_malformed_calls_and_unclean_text_are_never_correct(predicted):
     assert answer_kind(predicted) == "malformed"
     assert not is_correct(predicted, sample(DECLINE))
+
+
+@pytest.mark.parametrize("predicted", [
+    "None of the functions can book a taxi; get_weather only reports the weather.",  # a name, no call
+    "I can't book a taxi (the tools convert lengths and report weather).",
+    "No tool books taxis, and convert_length (value = 466) would not help either.",
+])
+def test_text_that_names_a_function_without_calling_it_stays_text(predicted):
+    assert answer_kind(predicted) == "text"
+    assert is_correct(predicted, sample(DECLINE))
 
 
 def test_clean_text_keeps_newlines_and_unicode():

@@ -3,7 +3,9 @@
 A call-list gold is matched by the same calls with the same values (order-free for parallel calls;
 toolcalls.answers_match). An answer that attempts a call list but does not parse is never
 correct, nor is text holding what no answer can contain: control characters, undecodable bytes or
-the strings of special tokens (`<unused4260>`, `<start_of_turn>`, ...).
+the strings of special tokens (`<unused4260>`, `<start_of_turn>`, ...), nor text with a call
+written into it (`name(key=`: a refusal that goes on "... calculated.hypotenuse(side_a=...)" is a
+half-made call, not a refusal; no text answer of ToolACE or of the synthetic data holds one).
 
 A text gold is not matched by "any text". Text answers in tool-use data have a job, and a correct
 answer does the same job; which job follows from the dialogue and the gold (`intent`):
@@ -46,6 +48,7 @@ these those you your i me my we our can could would will shall should may might 
 yes here there what which who whom when where how please also just so than then them they their as if but about
 into over such any all some more most other only own same too very""".split())
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_CALL_INSIDE = re.compile(r"[A-Za-z_][\w.\-]*\(\s*[A-Za-z_]\w*\s*=")  # a name, "(", a keyword argument
 
 
 # --- what an answer is ------------------------------------------------------------------------------
@@ -63,11 +66,11 @@ def is_clean(text):
 
 
 def answer_kind(text, names=()):
-    """"call" (a call list that parses), "malformed" (an attempted call list that does not, or
-    text no answer can contain) or "text"."""
+    """"call" (a call list that parses), "malformed" (an attempted call list that does not, text
+    with a call written into it, or text no answer can contain) or "text"."""
     if parse_answer(text, names) is not None:
         return "call"
-    if looks_like_call(text) or not is_clean(text) or not text.strip():
+    if looks_like_call(text) or _CALL_INSIDE.search(text) or not is_clean(text) or not text.strip():
         return "malformed"
     return "text"
 
