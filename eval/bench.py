@@ -29,12 +29,13 @@ bound by launching kernels, so run the stages' own 8 there too). SFT tokens/s co
 a sample (prompt and answer) per second of step time, steps after the first. TRL's steps include
 its reference forward, so our DPO pairs/s adds stage 06's one reference pass spread over the pairs:
 1 / (step seconds per pair + reference seconds / pairs). MCTS: both sides search the same samples
-with the same budget and seeds; a sample's tree does not depend on its batch, so they do the same
-work, one tree at a time or --batch-samples together. Eval: both sides generate greedily for the
-same BFCL items (--eval-items per category of --eval-categories), timed over generation only; the
-table also gives the share of items on which the two wrote the same text (bf16 rounding of a merged
-adapter may flip a rare near-tie). --adapter gives the policy for both (a warm-up adapter stops at
-the end of its answers, as in real use; without one the base model writes to the token budget).
+with the same budget and seeds; a sample's tree does not depend on its batch (up to bf16 rounding),
+so they do the same work, one tree at a time or --batch-samples together. Eval: both sides generate
+greedily for the same BFCL items (--eval-items per category of --eval-categories), timed over
+generation only; the table also gives the share of items on which the two wrote the same text (bf16
+rounding of a merged adapter may flip a rare near-tie). --adapter gives the policy for both (a
+warm-up adapter stops at the end of its answers, as in real use; without one the base model writes
+to the token budget).
 
 Prefill: the generators' cost on long prompts is the prefill. --prefill-rows prompts of
 --prefill-tokens ± 16 tokens each go through generation.Rows.extend on the bf16 base model in this

@@ -25,7 +25,8 @@ renormalised over them (--grade-scores). w < 1 keeps the grades' span (3.0 by de
 outcome's (2.0), so that no grade can outvote a wrong or right answer.
 
 Sampling: temperature, then top-k and top-p (nucleus) and min-p filtering; each sample draws
-from its own seeded generator, so its tree does not depend on which samples share its batch.
+from its own seeded generator, so its tree does not depend on which samples share its batch
+(in exact arithmetic: in bf16 the batch changes the rounding, which can steer a draw elsewhere).
 
 Pairs, at every node with ≥ 2 children that have been rolled out (or are terminal): the child
 of highest Q is chosen, the one of lowest Q rejected — and, with --pairs-per-node > 1, the next
