@@ -305,9 +305,7 @@ def bench_sft(args, model_dir, tokenizer, workdir, with_trl, with_gflops, matmul
     def trl(r):
         result = workdir / f"sft_trl_{r}.json"
         run_script(__file__, ["--worker", "trl-sft", "--model", model_dir, "--qlora", args.qlora, "--inputs",
-                              samples_file, "--result", result, "--batch-size", args.batch_size] + (["--trl-no-gradient-checkpointing"]
-                                                                   if args.trl_no_gradient_checkpointing else []),
-                   args.logs / f"sft_trl_{r}.log")
+                              samples_file, "--result", result, *trl_flags(args)], args.logs / f"sft_trl_{r}.log")
         return json.loads(result.read_text())
 
     runs = alternate("sft", {"ours": ours, "trl": trl} if with_trl else {"ours": ours}, args.rounds)
@@ -323,7 +321,8 @@ def bench_sft(args, model_dir, tokenizer, workdir, with_trl, with_gflops, matmul
     if with_gflops:
         figures.append(figure("SFT GFLOP/s", "bf16 matmul", best(runs["ours"], "tokens_per_s") * flops_per_token / 1e9,
                               matmul, target=0.35))
-    details = {"runs": runs, "steps": args.sft_steps, "batch_size": args.batch_size, "mean_tokens": statistics.mean(len(p) + len(c) for p, c in encoded),
+    details = {"runs": runs, "steps": args.sft_steps, "batch_size": args.batch_size,
+               "mean_tokens": statistics.mean(len(p) + len(c) for p, c in encoded),
                "mean_answer_tokens": statistics.mean(len(c) for _, c in encoded), "shape": shape,
                "gflop_per_token": round(flops_per_token / 1e9, 4)}
     return figures, details
@@ -374,6 +373,12 @@ def prompt_text(tokenizer, row):
     return text.removeprefix(tokenizer.bos_token or "")
 
 
+def trl_flags(args):
+    """The settings a TRL worker process shares with ours: the batch, and TRL's checkpointing."""
+    return ["--batch-size", args.batch_size] + (["--trl-no-gradient-checkpointing"]
+                                                if args.trl_no_gradient_checkpointing else [])
+
+
 def trl_base_model(model_dir, qlora):
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -420,9 +425,7 @@ def bench_dpo(args, model_dir, tokenizer, workdir):
     def trl(r):
         result = workdir / f"dpo_trl_{r}.json"
         run_script(__file__, ["--worker", "trl-dpo", "--model", model_dir, "--qlora", args.qlora, "--inputs",
-                              pairs_file, "--result", result, "--batch-size", args.batch_size] + (["--trl-no-gradient-checkpointing"]
-                                                                 if args.trl_no_gradient_checkpointing else []),
-                   args.logs / f"dpo_trl_{r}.log")
+                              pairs_file, "--result", result, *trl_flags(args)], args.logs / f"dpo_trl_{r}.log")
         return json.loads(result.read_text())
 
     runs = alternate("dpo", {"ours": ours, "trl": trl}, args.rounds)
