@@ -48,7 +48,7 @@ from tqdm import tqdm  # noqa: E402
 
 from itool import distributed, files, modeling, training  # noqa: E402
 from itool.files import atomic_write_json, read_jsonl  # noqa: E402
-from itool.logprobs import chunked_head_logprobs, collate, target_logprobs  # noqa: E402
+from itool.logprobs import IGNORE, chunked_head_logprobs, collate, common_prefix, prefixed_hidden  # noqa: E402
 from itool.records import RecordError  # noqa: E402
 
 LEVELS = ("easy", "medium", "hard")
@@ -171,14 +171,20 @@ def micro_batches(examples, max_tokens):
 
 # --- the loss -------------------------------------------------------------------------------------
 
-def answer_nll(model, input_ids, labels):
-    """Summed -log p of the answer tokens (labels != IGNORE), the LM head run only at their positions.
+def answer_nll(model, group, pad_id, device, shared=0):
+    """Summed -log p of the answer tokens of a micro-batch of (prompt, answer) pairs, the LM head
+    run only at their positions.
 
-    Right padding under a causal mask: every pad comes after every real token of its row, so no real
-    token attends to one and no attention mask is needed (the pads' own outputs are never used).
+    The first `shared` tokens, which every prompt of the group begins with (the system prompt's
+    instructions), run once for all rows (logprobs.prefixed_hidden): the loss and gradient of full
+    rows for less compute. Right padding under a causal mask: every pad comes after every real
+    token of its row, so no real token attends to one and no attention mask is needed (the pads'
+    own outputs are never used).
     """
-    token_logps, _ = target_logprobs(model, input_ids, None, labels, head=chunked_head_logprobs)
-    return -token_logps.sum()
+    input_ids, _, labels = collate([(prompt[shared:], answer) for prompt, answer in group], pad_id, device)
+    hidden = prefixed_hidden(model, group[0][0][:shared], input_ids)
+    mask = labels[:, 1:] != IGNORE  # position t-1 predicts token t
+    return -chunked_head_logprobs(model, hidden[:, :-1][mask], labels[:, 1:][mask]).sum()
 
 
 def rank_share(examples):
@@ -188,22 +194,26 @@ def rank_share(examples):
 
 def train_step(model, optimizer, scheduler, groups, n_targets, pad_id, device, args, state_path):
     """Forward/backward every micro-batch of a step and update the weights; returns (answer-token
-    loss summed over all ranks, gradient norm before clipping).
+    loss summed over all ranks, gradient norm before clipping, tokens computed once for several
+    rows: a micro-batch's shared prompt head, counted once per row it spared).
 
     `n_targets` counts the answer tokens of the whole step on every rank, so each rank's gradient is
     its share of the step's token mean and summing them gives the single-process update."""
-    total, loss_finite = 0.0, True
+    total, spared, loss_finite = 0.0, 0, True
+    share = not training.checkpoints_activations(model)  # checkpointed layers would drop the head's cache
     for group in groups:
-        input_ids, _, labels = collate(group, pad_id, device)
+        shared = common_prefix([prompt for prompt, _ in group]) if share and len(group) > 1 else 0
+        spared += (len(group) - 1) * shared
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            nll = answer_nll(model, input_ids, labels)
+            nll = answer_nll(model, group, pad_id, device, shared)
         if not torch.isfinite(nll):  # stop every rank before the update (training.finish_step)
             loss_finite = False
             continue
         (nll / n_targets).backward()  # token mean over the whole step, not over this micro-batch
         total += nll.item()
     grad_norm = training.finish_step(optimizer, scheduler, args.max_grad_norm, state_path, loss_finite)
-    return distributed.all_sum(torch.tensor(total, dtype=torch.float64)).item(), grad_norm
+    total, spared = distributed.all_sum(torch.tensor([total, spared], dtype=torch.float64)).tolist()
+    return total, grad_norm, int(spared)
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -250,7 +260,7 @@ def main(argv=None):
               f"{n_trainable / 1e6:.2f}M trainable parameters, {'QLoRA' if qlora else 'LoRA'} on {device}"
               f"{f' x {distributed.world_size()} ranks' if distributed.world_size() > 1 else ''}")
     window = {"nll": 0.0, "targets": 0, "tokens": 0, "seconds": 0.0}
-    run_tokens, run_seconds = 0, 0.0
+    run_tokens, run_spared, run_seconds = 0, 0, 0.0
     progress = tqdm(range(start, len(plan)), initial=start, total=len(plan), desc="warm-up", dynamic_ncols=True,
                     disable=not main_rank)
     for step in progress:
@@ -261,13 +271,13 @@ def main(argv=None):
         lr = scheduler.get_last_lr()[0]
         started = time.perf_counter()
         groups = micro_batches(rank_share(examples), micro_batch_tokens)
-        nll, grad_norm = train_step(model, optimizer, scheduler, groups, n_targets, tokenizer.pad_token_id, device,
+        nll, grad_norm, spared = train_step(model, optimizer, scheduler, groups, n_targets, tokenizer.pad_token_id, device,
                                     args, state_path)
         seconds = time.perf_counter() - started
         for key, value in (("nll", nll), ("targets", n_targets), ("tokens", n_tokens), ("seconds", seconds)):
             window[key] += value
         if step > start:  # the first step pays one-off allocation costs
-            run_tokens, run_seconds = run_tokens + n_tokens, run_seconds + seconds
+            run_tokens, run_spared, run_seconds = run_tokens + n_tokens, run_spared + spared, run_seconds + seconds
         progress.set_postfix(phase=phase, loss=f"{nll / n_targets:.3f}", lr=f"{lr:.1e}", tok_s=f"{n_tokens / seconds:.0f}")
 
         done = step + 1
@@ -292,6 +302,8 @@ def main(argv=None):
         "curriculum": args.curriculum, "steps": len(plan),
         "samples": {level: len(encoded[level]) for level in LEVELS}, "skipped_too_long": len(skipped),
         "tokens_per_s": round(run_tokens / run_seconds, 1) if run_seconds else None,
+        # the tokens the decoder ran: a micro-batch's shared prompt head counts once
+        "decoder_tokens_per_s": round((run_tokens - run_spared) / run_seconds, 1) if run_seconds else None,
         "peak_memory_mib": round(training.peak_memory_mib(device)), "device": str(device), "qlora": qlora,
     }
     atomic_write_json(out / "summary.json", summary)

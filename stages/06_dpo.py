@@ -63,7 +63,7 @@ from tqdm import tqdm
 
 from itool import distributed, files, modeling, training
 from itool.files import atomic_write_json, read_jsonl
-from itool.logprobs import decoder_hidden, head_logprobs
+from itool.logprobs import common_prefix, head_logprobs, prefixed_hidden
 from itool.records import RecordError
 
 DEFAULT_BETA = {"dpo": 0.1, "simpo": 2.5, "ipo": 0.1, "orpo": 0.1}
@@ -292,11 +292,15 @@ def attention_masks(segments, positions, config, dtype):
     return {"full_attention": additive(visible), "sliding_attention": additive(visible & near)}
 
 
-def pack(rows, pad_id, config, device, dtype=torch.bfloat16):
+def pack(rows, pad_id, config, device, dtype=torch.bfloat16, share=True):
     """One packed row per group of pairs (group_pairs): the prompt, then each completion, every
     completion positioned right after the prompt and seeing only the prompt and itself. Also
     where each completion token is predicted from (the hidden state just before it; the prompt's
-    last one for a completion's first token) and which completions each pair compares."""
+    last one for a completion's first token) and which completions each pair compares.
+
+    With `share`, the leading tokens every row's prompt begins with (the system prompt's
+    instructions) are left out of the rows as "prefix", to run once for all of them
+    (logprobs.prefixed_hidden); the masks keep their columns."""
     width = max(map(packed_length, rows))
     batch = len(rows)
     input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
@@ -326,10 +330,15 @@ def pack(rows, pad_id, config, device, dtype=torch.bfloat16):
     lengths = torch.zeros(n_completions)
     lengths.index_add_(0, torch.tensor(slots), torch.ones(len(slots)))
     positions, segments = positions.to(device), segments.to(device)
+    masks = attention_masks(segments, positions, config, dtype)
+    shared = common_prefix([prompt for prompt, _, _ in rows]) if share and batch > 1 else 0
+    if shared:  # queries from the rest only; keys still from the whole row (the prefix's from the cache)
+        masks = {kind: mask[:, :, shared:].contiguous() for kind, mask in masks.items()} if isinstance(masks, dict) \
+            else masks[:, :, shared:].contiguous()
     chosen, rejected = torch.tensor(chosen, device=device), torch.tensor(rejected, device=device)
-    return {"input_ids": input_ids.to(device), "positions": positions,
-            "masks": attention_masks(segments, positions, config, dtype),
-            "rows": torch.tensor(token_rows, device=device), "sources": torch.tensor(sources, device=device),
+    return {"prefix": rows[0][0][:shared], "input_ids": input_ids[:, shared:].to(device),
+            "positions": positions[:, shared:], "masks": masks,
+            "rows": torch.tensor(token_rows, device=device), "sources": torch.tensor(sources, device=device) - shared,
             "targets": torch.tensor(targets, device=device), "slots": torch.tensor(slots, device=device),
             "completions": n_completions, "chosen": chosen, "rejected": rejected, "pair_ids": pair_ids,
             "n_chosen": lengths.to(device)[chosen], "n_rejected": lengths.to(device)[rejected]}
@@ -337,7 +346,7 @@ def pack(rows, pad_id, config, device, dtype=torch.bfloat16):
 
 def pair_logprobs(model, batch):
     """Summed log-probs of each pair's chosen and rejected completion: ([P], [P])."""
-    hidden = decoder_hidden(model, batch["input_ids"], batch["masks"], batch["positions"])
+    hidden = prefixed_hidden(model, batch["prefix"], batch["input_ids"], batch["masks"], batch["positions"])
     token_logps = head_logprobs(model, hidden[batch["rows"], batch["sources"]], batch["targets"])
     sums = torch.zeros(batch["completions"], dtype=token_logps.dtype, device=token_logps.device)
     sums = sums.index_add(0, batch["slots"], token_logps)
@@ -351,8 +360,9 @@ def reference_logprobs(model, rows, n_pairs, batches, pad_id, device):
     """[N, 2] summed log-probs of (chosen, rejected) under the starting policy, batched exactly as
     in training so that at the first step the policy's numbers match them bit for bit."""
     reference = torch.zeros(n_pairs, 2)
+    share = not training.checkpoints_activations(model)  # as in training: checkpointed layers drop the cache
     for indices in tqdm(distributed.shard(batches), desc="reference log-probs", unit="batch"):
-        batch = pack([rows[i] for i in indices], pad_id, model.config, device)
+        batch = pack([rows[i] for i in indices], pad_id, model.config, device, share=share)
         with torch.autocast(device.type, dtype=torch.bfloat16):
             chosen, rejected = pair_logprobs(model, batch)
         reference[batch["pair_ids"]] = torch.stack([chosen, rejected], dim=1).float().cpu()
@@ -367,8 +377,9 @@ def train_step(model, optimizer, scheduler, pairs, rows, step_batches, reference
     totals = {"loss": 0.0, "rewards/chosen": 0.0, "rewards/rejected": 0.0, "rewards/accuracy": 0.0,
               "rewards/margin": 0.0, "logps/chosen": 0.0, "logps/rejected": 0.0, "nll": 0.0}
     loss_finite = True
+    share = not training.checkpoints_activations(model)  # checkpointed layers would drop the prefix's cache
     for indices in distributed.shard(step_batches):
-        batch = pack([rows[i] for i in indices], pad_id, model.config, device)
+        batch = pack([rows[i] for i in indices], pad_id, model.config, device, share=share)
         with torch.autocast(device.type, dtype=torch.bfloat16):
             chosen, rejected = pair_logprobs(model, batch)
         ref = reference[batch["pair_ids"]].to(device) if reference is not None else \

@@ -93,6 +93,12 @@ def test_bench_sft_steps_take_batch_size_samples(tmp_path, tiny_model_dir):
     assert report["details"]["sft"]["batch_size"] == 3
     log = (tmp_path / "bench" / "logs" / "sft_ours_0.log").read_text()
     assert "easy2hard: 3 steps (easy 1, medium 1, hard 1)" in log
+    # the GFLOP/s figure counts the tokens the decoder ran: the samples' shared prompt head once
+    run = report["details"]["sft"]["runs"]["ours"][0]
+    assert run["decoder_tokens_per_s"] < run["tokens_per_s"]
+    gflops = next(f for f in report["figures"] if f["figure"] == "SFT GFLOP/s")
+    assert gflops["ours"] == pytest.approx(run["decoder_tokens_per_s"] * report["details"]["sft"]["gflop_per_token"],
+                                           rel=1e-3)
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import REPO, load_stage, sequence_logprobs
-from itool import modeling
+from itool import logprobs, modeling
 from itool.files import write_jsonl
 from itool.logprobs import collate
 from itool.steps import split_steps
@@ -143,14 +143,24 @@ def test_packed_rows_give_the_log_probs_of_separate_rows(tiny_model_dir, tiny_to
     prompt, chosen, _ = pairs[0]
     pairs += [(prompt, chosen, pairs[3][2]), (prompt, pairs[4][1], pairs[5][2])]  # two more at pair 0's node
     assert max(len(prompt) for prompt, _, _ in pairs) > model.config.sliding_window
+    # a deeper node of pair 0's dialogue: a prompt that holds pair 0's whole prompt, longer than the window
+    pairs.append((prompt + chosen[:-1], pairs[1][1], pairs[2][2]))
+    assert len(prompt) - 1 > model.config.sliding_window
     rows = dpo.group_pairs(pairs, max_pairs=4)
-    assert len(rows) == 6 and len(rows[0][2]) == 3 and len(rows[0][1]) == 5  # chosen once, four others
+    assert len(rows) == 7 and len(rows[0][2]) == 3 and len(rows[0][1]) == 5  # chosen once, four others
     with torch.no_grad():
-        for attn in ("eager", "sdpa"):
+        for attn, share, batch_rows in (("eager", False, rows), ("sdpa", False, rows), ("eager", True, rows),
+                                        ("sdpa", True, rows), ("eager", True, [rows[0], rows[-1]])):
             model.set_attn_implementation(attn)
-            batch = dpo.pack(rows, tiny_tokenizer.pad_token_id, model.config, torch.device("cpu"), torch.float32)
+            batch = dpo.pack(batch_rows, tiny_tokenizer.pad_token_id, model.config, torch.device("cpu"), torch.float32,
+                             share=share)
+            # with `share`, the prompts' common head runs once, outside the rows: the system prompt's
+            # for all rows, all but the last token of pair 0's prompt (longer than the window) for two
+            shared = len(prompt) - 1 if batch_rows[0] is rows[0] and len(batch_rows) == 2 else \
+                logprobs.common_prefix([row[0] for row in rows])
+            assert len(batch["prefix"]) == (shared if share else 0) and shared > 20
             chosen, rejected = dpo.pair_logprobs(model, batch)
-            assert sorted(batch["pair_ids"]) == list(range(len(pairs)))
+            assert sorted(batch["pair_ids"]) == sorted(i for row in batch_rows for i, _, _ in row[2])
             for side, packed in ((1, chosen), (2, rejected)):
                 separate = torch.cat([sequence_logprobs(model, *collate([(pairs[i][0], pairs[i][side])],
                                                                         tiny_tokenizer.pad_token_id))[0]

@@ -2,6 +2,7 @@
 resume after a kill, the NaN guard, QLoRA, and adapters that plain peft loads."""
 import json
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -117,10 +118,11 @@ def test_no_examples_make_no_micro_batch():
 def test_only_answer_tokens_carry_loss(tiny_model_dir, tiny_tokenizer, synthetic_samples):
     model = modeling.load_model(tiny_model_dir, device=torch.device("cpu"))
     eot = modeling.end_of_turn_id(tiny_tokenizer)
+    pad, cpu = tiny_tokenizer.pad_token_id, torch.device("cpu")
     examples = [modeling.encode_sample(tiny_tokenizer, s, eot) for s in synthetic_samples[:3]]
-    input_ids, _, labels = logprobs.collate(examples, tiny_tokenizer.pad_token_id)
+    input_ids = logprobs.collate(examples, pad)[0]
     with torch.no_grad():
-        ours = sft.answer_nll(model, input_ids, labels).item()
+        ours = sft.answer_nll(model, examples, pad, cpu).item()
         # reference: the full LM head on every position, cross-entropy on the answer tokens only
         logits = model(input_ids=input_ids).logits.float()[:, :-1]
         per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), input_ids[:, 1:], reduction="none")
@@ -130,14 +132,66 @@ def test_only_answer_tokens_carry_loss(tiny_model_dir, tiny_tokenizer, synthetic
         assert ours == pytest.approx(per_token[is_answer].sum().item(), rel=1e-3)
         assert per_token[:, :-1].sum().item() > 2 * ours  # prompt tokens would weigh a lot: they must not count
 
-        # changing a prompt token's label (marking it as a target) changes the loss; our labels never do
-        relabelled = labels.clone()
-        relabelled[0, 5] = input_ids[0, 5]
-        assert sft.answer_nll(model, input_ids, relabelled).item() != pytest.approx(ours, rel=1e-4)
+        # the last prompt token counted as an answer token changes the loss
+        moved = [(prompt[:-1], prompt[-1:] + answer) for prompt, answer in examples]
+        assert sft.answer_nll(model, moved, pad, cpu).item() != pytest.approx(ours, rel=1e-4)
         # each row scores the same alone as padded in a batch: no attention mask is needed
-        alone = sum(sft.answer_nll(model, *logprobs.collate([e], tiny_tokenizer.pad_token_id)[::2]).item()
-                    for e in examples)
+        alone = sum(sft.answer_nll(model, [e], pad, cpu).item() for e in examples)
         assert alone == pytest.approx(ours, rel=1e-3)
+
+
+def test_a_shared_prefix_runs_once_with_the_loss_and_gradient_of_full_rows(tiny_model_dir, tiny_tokenizer,
+                                                                          synthetic_samples, monkeypatch):
+    """The micro-batch's common system-prompt head is computed once (logprobs.prefixed_hidden) and
+    its keys and values serve every row, gradients included; gradient checkpointing, which would
+    drop that cache, turns the sharing off."""
+    torch.manual_seed(0)
+    # in fp32: bf16 rounds a sum over rows differently from the rows' separate terms
+    model = modeling.load_model(tiny_model_dir, trainable=True, device=torch.device("cpu")).float()
+    with torch.no_grad():  # a fresh adapter's B is zero, which would leave every A without a gradient
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    pad, cpu = tiny_tokenizer.pad_token_id, torch.device("cpu")
+    examples = [modeling.encode_sample(tiny_tokenizer, s, eot) for s in synthetic_samples[:4]]
+    shared = logprobs.common_prefix([prompt for prompt, _ in examples])
+    assert shared > 20  # the system prompt's head
+
+    fed = []
+    real = logprobs.cached_hidden
+    monkeypatch.setattr(logprobs, "cached_hidden", lambda m, ids, *rest: fed.append(ids.shape) or real(m, ids, *rest))
+
+    def loss_and_grads(share):
+        model.zero_grad()
+        loss = sft.answer_nll(model, examples, pad, cpu, shared if share else 0)
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    full_loss, full_grads = loss_and_grads(False)
+    assert fed == []
+    shared_loss, shared_grads = loss_and_grads(True)
+    longest = max(len(p) + len(a) for p, a in examples)
+    assert fed[0][0] == 1 and fed[1][0] == 4 and fed[0][1] + fed[1][1] == longest  # prefix once, then the rows
+    assert shared_loss == pytest.approx(full_loss, rel=1e-5)
+    assert all(torch.allclose(shared_grads[n], full_grads[n], rtol=1e-4, atol=1e-5) for n in full_grads)
+    assert any(full_grads[n].abs().sum() > 0 for n in full_grads if "lora_A" in n)
+
+    model.train()
+    optimizer = training.make_optimizer(model, 0.0, 0.0)
+    scheduler = training.warmup_cosine(optimizer, 1, 2)
+
+    def step():
+        return sft.train_step(model, optimizer, scheduler, [examples], 1, pad, cpu, SimpleNamespace(max_grad_norm=1.0),
+                              None)
+
+    step_loss, _, spared = step()
+    assert step_loss == pytest.approx(full_loss, rel=2e-4) and spared == 3 * shared  # the step runs in bf16
+    # checkpointed layers drop the cache: the shared head would silently vanish, so a step does not share
+    model.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert sft.answer_nll(model, examples, pad, cpu, shared).item() != pytest.approx(full_loss, rel=2e-4)
+    step_loss, _, spared = step()
+    assert step_loss == pytest.approx(full_loss, rel=2e-4) and spared == 0
 
 
 def test_chunked_head_matches_the_full_head(tiny_model_dir):
@@ -173,8 +227,8 @@ def mean_answer_nll(model_dir, adapter, splits, tokenizer):
     eot = modeling.end_of_turn_id(tokenizer)
     examples = [modeling.encode_sample(tokenizer, s, eot) for level in LEVELS for s in read_jsonl(splits / f"{level}.jsonl")]
     with torch.no_grad():
-        input_ids, _, labels = logprobs.collate(examples, tokenizer.pad_token_id)
-        return sft.answer_nll(model, input_ids, labels).item() / sum(len(answer) for _, answer in examples)
+        nll = sft.answer_nll(model, examples, tokenizer.pad_token_id, torch.device("cpu")).item()
+    return nll / sum(len(answer) for _, answer in examples)
 
 
 def test_loss_decreases_and_curriculum_runs_in_order(trained, splits, tiny_model_dir, tiny_tokenizer):
@@ -187,6 +241,7 @@ def test_loss_decreases_and_curriculum_runs_in_order(trained, splits, tiny_model
         assert m["tokens_per_s"] > 0 and m["peak_memory_mib"] > 0 and m["lr"] > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 18 and summary["skipped_too_long"] == 0
+    assert summary["decoder_tokens_per_s"] < summary["tokens_per_s"]  # each micro-batch's prompt head ran once
     assert not (out / "train_state.pt").exists()
 
 
@@ -240,8 +295,8 @@ def test_kill_and_resume_ends_with_identical_adapter(trained, splits, tmp_path, 
 def test_nan_loss_stops_and_keeps_the_last_good_state(splits, tmp_path, monkeypatch):
     real_nll, calls = sft.answer_nll, []
 
-    def nan_in_step_3(model, input_ids, labels):
-        nll = real_nll(model, input_ids, labels)
+    def nan_in_step_3(*args):
+        nll = real_nll(*args)
         calls.append(1)
         return nll * float("nan") if len(calls) > 2 else nll  # one micro-batch per step here
 

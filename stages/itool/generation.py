@@ -21,6 +21,8 @@ from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
+from itool.logprobs import common_prefix
+
 
 ATTENTION = "itool_grouped"
 GROWTH = 64  # slots a SlotLayer's buffer grows by when full
@@ -249,16 +251,6 @@ def last_hidden(hidden, token_lists):
     """[B, H] contiguous: each row's hidden state after its last fed token."""
     index = torch.tensor([len(t) - 1 for t in token_lists], device=hidden.device)
     return hidden[torch.arange(len(token_lists), device=hidden.device), index].contiguous()
-
-
-def common_prefix(prompts):
-    """Length of the token prefix every prompt shares, short of each prompt's last token (whose
-    hidden state each row needs of its own)."""
-    limit = min(map(len, prompts)) - 1
-    n = 0
-    while n < limit and all(p[n] == prompts[0][n] for p in prompts):
-        n += 1
-    return n
 
 
 def prefill(model, prompts, pad_id=0, max_tokens=2048):

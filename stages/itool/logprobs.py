@@ -44,12 +44,42 @@ def head_logprobs(model, hidden, targets):
     return -torch.nn.functional.cross_entropy(head_logits(model, hidden), targets, reduction="none")
 
 
-def cached_hidden(model, input_ids, cache):
+def cached_hidden(model, input_ids, cache, attention_mask=None, position_ids=None):
     """Last hidden states [B, T, H] of `input_ids` continuing the sequences whose keys and values
     `cache` holds (a transformers Cache, e.g. DynamicCache(config=model.config) to start one).
-    The cache is extended in place. Rows are not masked: pad a batch on the right only."""
-    return _unwrap(model).get_decoder()(input_ids=input_ids, past_key_values=cache,
-                                        use_cache=True).last_hidden_state
+    The cache is extended in place. Without a mask rows are not masked: pad a batch on the right
+    only. A given mask spans the cache's keys and the new ones."""
+    return _unwrap(model).get_decoder()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                        past_key_values=cache, use_cache=True).last_hidden_state
+
+
+def common_prefix(prompts):
+    """Length of the token prefix every prompt shares, short of each prompt's last token (whose
+    hidden state each row needs of its own)."""
+    limit = min(map(len, prompts)) - 1
+    n = 0
+    while n < limit and all(p[n] == prompts[0][n] for p in prompts):
+        n += 1
+    return n
+
+
+def prefixed_hidden(model, prefix, input_ids, attention_mask=None, position_ids=None):
+    """decoder_hidden of rows that all begin with the tokens `prefix`, given the rest of each row in
+    input_ids [B, T] (and, for packed rows, a prepared mask over prefix + rest and the rest's
+    positions): the prefix runs once and its keys and values serve every row.
+
+    It takes gradients: the rows' gradients at the prefix's keys and values add up in its one
+    computation, so loss and gradient are those of the full rows (the decoder must not checkpoint
+    activations, which drops the cache). The cache keeps every key, sliding-window layers too, so
+    that a prepared mask spans them all; the mask hides the ones out of the window."""
+    if not prefix:
+        return decoder_hidden(model, input_ids, attention_mask, position_ids)
+    from transformers import DynamicCache
+
+    cache = DynamicCache()  # without the config: plain layers, none cut to the sliding window
+    cached_hidden(model, torch.tensor([list(prefix)], device=input_ids.device), cache)
+    cache.batch_repeat_interleave(input_ids.shape[0])
+    return cached_hidden(model, input_ids, cache, attention_mask, position_ids)
 
 
 def fork_cache(cache, rows=1):

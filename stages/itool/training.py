@@ -69,6 +69,12 @@ def trainable_model(model_dir, args, device, qlora, adapter=None):
     return model
 
 
+def checkpoints_activations(model):
+    """Whether the model recomputes activations in backward (--gradient-checkpointing), which
+    drops any KV cache a forward is given."""
+    return any(getattr(module, "gradient_checkpointing", False) for module in model.modules())
+
+
 # --- steps ----------------------------------------------------------------------------------------
 
 def micro_batches(lengths, max_tokens, sizes=None, max_size=None):
