@@ -271,8 +271,8 @@ def main(argv=None):
         lr = scheduler.get_last_lr()[0]
         started = time.perf_counter()
         groups = micro_batches(rank_share(examples), micro_batch_tokens)
-        nll, grad_norm, spared = train_step(model, optimizer, scheduler, groups, n_targets, tokenizer.pad_token_id, device,
-                                    args, state_path)
+        nll, grad_norm, spared = train_step(model, optimizer, scheduler, groups, n_targets, tokenizer.pad_token_id,
+                                            device, args, state_path)
         seconds = time.perf_counter() - started
         for key, value in (("nll", nll), ("targets", n_targets), ("tokens", n_tokens), ("seconds", seconds)):
             window[key] += value

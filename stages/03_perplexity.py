@@ -38,7 +38,7 @@ from transformers import DynamicCache
 
 from itool import distributed, modeling
 from itool.files import atomic_write_json, read_jsonl, write_jsonl
-from itool.logprobs import cached_hidden, chunked_head_logprobs, fork_cache
+from itool.logprobs import cached_hidden, chunked_head_logprobs, common_prefix, fork_cache
 from itool.records import RecordError, check_samples
 
 
@@ -55,28 +55,17 @@ def length_batches(lengths, batch_tokens):
     return batches + [batch] if batch else batches
 
 
-def shared_length(encoded):
-    """Tokens at the start of every (prompt, completion) sequence that all of them share, short of
-    the last prompt token of each (whose hidden state predicts the first answer token)."""
-    limit = min(len(prompt) for prompt, _ in encoded) - 1
-    first = encoded[0][0]
-    n = 0
-    while n < limit and all(prompt[n] == first[n] for prompt, _ in encoded):
-        n += 1
-    return n
-
-
 def plan(encoded, conversations, batch_tokens):
     """(root, [(shared prefix length, sample indices)]): `root` tokens are common to all samples;
     each multi-turn conversation shares its own longer prefix; the other samples are batched by
     length on the root alone."""
-    root = shared_length(encoded)
+    root = common_prefix([prompt for prompt, _ in encoded])
     groups = defaultdict(list)
     for i, conversation in enumerate(conversations):
         groups[conversation].append(i)
     units, loose = [], []
     for members in groups.values():
-        shared = shared_length([encoded[i] for i in members])
+        shared = common_prefix([encoded[i][0] for i in members])
         if len(members) > 1 and shared > root:
             units.append((shared, members))
         else:
