@@ -33,7 +33,8 @@ is short, and the search's pairs at one node share it too (one chosen step again
 rejected ones). So the pairs with one prompt are one packed row: the prompt, then each distinct
 completion, every completion positioned right after the prompt, and an attention mask that
 hides the completions from each other: one forward computes every side and the prompt once,
-with the result of separate rows. The LM head runs only where a completion token is predicted,
+with the result of separate rows. The prompt head that every row of a micro-batch begins with (the
+system prompt's instructions) runs once for all of them (not under gradient checkpointing). The LM head runs only where a completion token is predicted,
 its log-softmax in fp32; the decoder runs under bf16 autocast. Rows of similar length are grouped
 into micro-batches of at most --micro-batch-tokens padded tokens (a row is never split), the same
 micro-batches every epoch in a new order; a step takes them in that order, up to --batch-size pairs.
