@@ -2,13 +2,15 @@
 
 Tool prompts are long and answers short, and Gemma's head spans a 262k vocabulary: running it on
 every position would dominate the cost of a step. So the decoder runs on the whole sequence and
-the head only on the hidden states that predict a target token.
+the head only on the hidden states that predict a target token; and the prompt head that the rows
+of a batch share (the system prompt's instructions) may run once for all of them (prefixed_hidden).
 
 Labels follow the input: labels[b, t] = input_ids[b, t] where token t is a target, else IGNORE.
 """
 import copy
 
 import torch
+from transformers import DynamicCache
 
 IGNORE = -100
 
@@ -74,8 +76,6 @@ def prefixed_hidden(model, prefix, input_ids, attention_mask=None, position_ids=
     that a prepared mask spans them all; the mask hides the ones out of the window."""
     if not prefix:
         return decoder_hidden(model, input_ids, attention_mask, position_ids)
-    from transformers import DynamicCache
-
     cache = DynamicCache()  # without the config: plain layers, none cut to the sliding window
     cached_hidden(model, torch.tensor([list(prefix)], device=input_ids.device), cache)
     cache.batch_repeat_interleave(input_ids.shape[0])
