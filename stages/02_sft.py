@@ -17,11 +17,12 @@ thirds, cut into the same number of steps.
 
 A step is --batch-size samples. Its samples are grouped by length into micro-batches of at most
 --micro-batch-tokens padded tokens, and every micro-batch's summed loss is divided by the step's
-total number of answer tokens, so accumulation gives exactly the token-mean loss of the whole
-batch whatever the micro-batching. The decoder runs on every position, the LM head only on the
-positions that predict an answer token, and the prompt head that a micro-batch's samples share
-runs once for all of them (not under gradient checkpointing, which drops the cache it needs). A non-finite loss or gradient stops the stage before the
-update, naming the step and the last good training state (training.finish_step).
+total number of answer tokens, so accumulation gives exactly the token-mean loss of the whole batch
+whatever the micro-batching. The decoder runs on every position, the LM head only on the positions
+that predict an answer token, and the prompt head that a micro-batch's samples share runs once for
+all of them (not under gradient checkpointing, which drops the cache it needs). A non-finite loss
+or gradient stops the stage before the update, naming the step and the last good training state
+(training.finish_step).
 
 Killed and re-run with the same settings, the stage resumes from the last state saved (every
 --save-every steps) and ends with the same adapter as an uninterrupted run.

@@ -28,16 +28,17 @@ Reference. The reference policy is the policy at the start of the iteration (the
 pass over the pairs before the first update, with the very micro-batches training uses: exact,
 with no second model in memory and no reference forward per step. SimPO and ORPO need none.
 
-Speed. Chosen and rejected share their prompt, which is long (tool list, dialogue) while a step
-is short, and the search's pairs at one node share it too (one chosen step against several
-rejected ones). So the pairs with one prompt are one packed row: the prompt, then each distinct
-completion, every completion positioned right after the prompt, and an attention mask that
-hides the completions from each other: one forward computes every side and the prompt once,
-with the result of separate rows. The prompt head that every row of a micro-batch begins with (the
-system prompt's instructions) runs once for all of them (not under gradient checkpointing). The LM head runs only where a completion token is predicted,
-its log-softmax in fp32; the decoder runs under bf16 autocast. Rows of similar length are grouped
-into micro-batches of at most --micro-batch-tokens padded tokens (a row is never split), the same
-micro-batches every epoch in a new order; a step takes them in that order, up to --batch-size pairs.
+Speed. Chosen and rejected share their prompt, which is long (tool list, dialogue) while a step is
+short, and the search's pairs at one node share it too (one chosen step against several rejected
+ones). So the pairs with one prompt are one packed row: the prompt, then each distinct completion,
+every completion positioned right after the prompt, and an attention mask that hides the
+completions from each other: one forward computes every side and the prompt once, with the result
+of separate rows. The prompt head that every row of a micro-batch begins with (the system prompt's
+instructions) runs once for all of them (not under gradient checkpointing). The LM head runs only
+where a completion token is predicted, its log-softmax in fp32; the decoder runs under bf16
+autocast. Rows of similar length are grouped into micro-batches of at most --micro-batch-tokens
+padded tokens (a row is never split), the same micro-batches every epoch in a new order; a step
+takes them in that order, up to --batch-size pairs.
 
 Each optimizer step's loss is the sum of its pairs' losses divided by the number of pairs in the
 whole step (and ORPO's SFT term by the step's chosen-token count), so gradient accumulation over
@@ -270,9 +271,10 @@ def plan_steps(rows, batches, batch_size, epochs, seed):
     return steps + [step] if step else steps
 
 
-def attention_masks(segments, positions, config, dtype):
-    """Additive masks [B, 1, T, T] (0 = may attend, -inf-like = may not) for packed rows; the
-    eager and the sdpa kernels both take them.
+def attention_masks(segments, positions, config, dtype, first_query=0):
+    """Additive masks [B, 1, T - first_query, T] (0 = may attend, -inf-like = may not) for packed
+    rows, the queries from token `first_query` on (the tokens before it run as a shared prefix);
+    the eager and the sdpa kernels both take them.
 
     A token sees earlier tokens of the prompt and of its own segment: chosen and rejected each
     see the prompt but not each other. Sliding-window layers also drop keys W or more positions
@@ -280,8 +282,8 @@ def attention_masks(segments, positions, config, dtype):
     Every token sees itself, so no row of the softmax is empty (not even a pad's).
     """
     index = torch.arange(segments.shape[1], device=segments.device)
-    causal = index[None, :, None] >= index[None, None, :]
-    query_segment, key_segment = segments[:, :, None], segments[:, None, :]
+    causal = index[None, first_query:, None] >= index[None, None, :]
+    query_segment, key_segment = segments[:, first_query:, None], segments[:, None, :]
     visible = causal & ((key_segment == PROMPT) | (key_segment == query_segment))
 
     def additive(allowed):
@@ -289,7 +291,7 @@ def attention_masks(segments, positions, config, dtype):
 
     if "sliding_attention" not in (getattr(config, "layer_types", None) or ()):
         return additive(visible)
-    near = positions[:, :, None] - positions[:, None, :] < config.sliding_window
+    near = positions[:, first_query:, None] - positions[:, None, :] < config.sliding_window
     return {"full_attention": additive(visible), "sliding_attention": additive(visible & near)}
 
 
@@ -331,11 +333,9 @@ def pack(rows, pad_id, config, device, dtype=torch.bfloat16, share=True):
     lengths = torch.zeros(n_completions)
     lengths.index_add_(0, torch.tensor(slots), torch.ones(len(slots)))
     positions, segments = positions.to(device), segments.to(device)
-    masks = attention_masks(segments, positions, config, dtype)
     shared = common_prefix([prompt for prompt, _, _ in rows]) if share and batch > 1 else 0
-    if shared:  # queries from the rest only; keys still from the whole row (the prefix's from the cache)
-        masks = {kind: mask[:, :, shared:].contiguous() for kind, mask in masks.items()} if isinstance(masks, dict) \
-            else masks[:, :, shared:].contiguous()
+    # queries from the rest only; keys from the whole row (the prefix's from the cache)
+    masks = attention_masks(segments, positions, config, dtype, first_query=shared)
     chosen, rejected = torch.tensor(chosen, device=device), torch.tensor(rejected, device=device)
     return {"prefix": rows[0][0][:shared], "input_ids": input_ids[:, shared:].to(device),
             "positions": positions[:, shared:], "masks": masks,
