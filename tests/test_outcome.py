@@ -2,6 +2,7 @@
 the held-out test. Hand-written cases for each rule, and the synthetic data's own reasons for text."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,32 @@ def test_intent_recovers_why_every_synthetic_text_answer_is_text():
             assert is_correct(s["answer"], s)
             seen.add(reason)
     assert seen == {"report", "ask", "decline"}
+
+
+# --- the corpus: hand-written answers with the verdict a reader gives them -----------------------
+
+CORPUS = json.loads((Path(__file__).parent / "data" / "verdict_corpus.json").read_text(encoding="utf-8"))
+
+
+def test_the_corpus_covers_every_job_both_ways():
+    jobs = {(intent(CORPUS["contexts"][c["context"]]["answer"], CORPUS["contexts"][c["context"]]["messages"],
+                    records.tools_from_system(CORPUS["contexts"][c["context"]]["system"]) or []), c["correct"])
+            for c in CORPUS["cases"]}
+    assert jobs == {(job, verdict) for job in ("report", "ask", "decline", "other") for verdict in (True, False)}
+    assert len(CORPUS["cases"]) >= 80
+
+
+@pytest.mark.parametrize("case", CORPUS["cases"], ids=lambda c: f"{c['context']}:{c['answer'][:40]}")
+def test_the_rule_gives_the_readers_verdict(case):
+    """Every case as a reader judges it; a known miss (the rule's documented limit) must still
+    miss, so that the list of misses stays true."""
+    verdict = is_correct(case["answer"], CORPUS["contexts"][case["context"]])
+    if case.get("known_miss"):
+        assert verdict is not case["correct"], f"no longer a miss: drop known_miss ({case['why']})"
+    else:
+        assert verdict is case["correct"], case["why"]
+
+
+def test_every_gold_of_the_corpus_is_correct_against_itself():
+    for name, context in CORPUS["contexts"].items():
+        assert is_correct(context["answer"], context), name

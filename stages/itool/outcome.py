@@ -11,14 +11,25 @@ A text gold is not matched by "any text". Text answers in tool-use data have a j
 answer does the same job; which job follows from the dialogue and the gold (`intent`):
 
   report   the turn before is a tool result: the answer restates it. Correct when it states the
-           facts the gold states, the tool result's values that appear in the gold (numbers by
-           value, text case-insensitively), at least 80 % of them (all of up to four);
-  ask      a required value is missing: the gold asks for it. Correct when the answer asks too
-           and names every parameter the gold names (by its name or its description's head);
-  decline  no function fits: the gold says so. Correct when the answer declines too (wording is
-           free: there is nothing more to get right);
+           facts the gold states (the tool result's values that appear in the gold: numbers by
+           value, text case-insensitively), at least 80 % of them (all of up to four), each with
+           the gold's polarity ("it is not sunny" does not state "sunny"), and speaks of failure
+           only where the gold does; a gold that restates no value is matched by half of the
+           content words of its first sentence;
+  ask      a required value is missing: the gold asks for it, or says it is missing. Correct when
+           the answer does too and names every parameter the gold names (by its name or its
+           description's head), leaving out those the user's turns already name;
+  decline  no function fits: the gold says so. Correct when the answer says so too (wording is
+           free: there is nothing more to get right), without claiming to have done the task;
   other    anything else (chit-chat in ToolACE): correct when it holds half of the gold's content
            words.
+
+A decline is recognised by what it says, not by a keyword: an inability of the assistant ("I
+can't", "I have no way to", "that's not something I can help with"), or of the tools ("none of
+the functions can", "there is no tool for", "isn't supported by my tools", "beyond the scope of
+the available functions"). "Outside" alone, "cannot wait" or a refusal followed by a claim that
+the task is done ("Your taxi is booked") are not declines. tests/verdict_corpus.jsonl holds the
+hand-written cases (every job, both ways) that the rule is held to.
 
 The synthetic data knows why each text answer is text (a declined request, a missing parameter,
 a summary of tool results) and `intent` recovers that for every synthetic answer (tested). For
@@ -34,15 +45,49 @@ from itool.toolcalls import looks_like_call, parse_answer, same_calls
 
 _SPECIAL = re.compile(r"<(unused\d+|start_of_turn|end_of_turn|bos|eos|pad|mask|unk|start_of_image|end_of_image|"
                       r"image_soft_token)>|<\|[a-z_]+\|>")
-_DECLINE = re.compile(
-    r"\bnone of\b|\bno (suitable |available |appropriate |relevant |matching |such |provided )?(function|tool|api)s?\b"
-    r"|\bcan ?not\b|\bcan't\b|\bunable to\b|\bnot able to\b|\bnot possible\b|\boutside\b|\bbeyond\b"
-    r"|\bdo(es)? not (support|provide|have|cover|allow|offer|include|match)|\bdo(es)?n't (support|provide|have|cover)"
-    r"|\bnot (supported|covered|available)\b|\blacks?\b", re.I)
+_TOOLS = r"(?:functions?|tools?|apis?|capabilit(?:y|ies))"
+_TOOLS_DECLINE = re.compile(  # the tools cannot serve the request
+    r"\bnone of (?:the|my|these|those|them|our)\b"
+    r"|\bno (?:\w+ ){0,2}" + _TOOLS + r"\b(?! (?:call )?(?:is |was )?needed)"
+    r"|\bquestion lacks the parameters required by the (?:available |provided |listed )?functions?\b"
+    r"|\bthey (?:can ?not|can't|do not|don't) (?:fulfil|fulfill|help|serve|handle|be used|do|support|cover)\b"
+    r"|\b" + _TOOLS + r" (?:\w+ ){0,6}(?:do(?:es)? not|don't|doesn't|can ?not|can't|are not able to|is not able to)"
+    r" (?:\w+ )?(?:support|provide|cover|include|allow|offer|handle|do|perform|help|retrieve|fetch|give|have|let|enable"
+    r"|book|serve|match|apply|relate|deal|address|fit)"
+    r"|\b(?:is|are|'s|'re)(?: not|n't) (?:supported|possible|covered|something (?:i|we) can)"
+    r"|\bnot (?:supported|covered) by\b|\bnot something (?:i|we) can\b"
+    r"|\b(?:beyond|outside)(?: of)? (?:what|my|our|the (?:scope|capabilit|abilit|reach|range|provided|available|given))"
+    r"|\bcan ?not (?:be )?(?:make (?:a|any|the) (?:function )?call|fulfil|fulfill|done|performed|fulfilled|completed)",
+    re.I)
+_SELF_DECLINE = re.compile(  # the assistant cannot
+    r"\b(?:i|we)(?:'m| am|'re| are)(?: \w+)? (?:unable|not able) to\b"
+    r"|\b(?:i|we) (?:\w+ )?(?:can ?not|can't|could ?not|couldn't|won't be able to|have no way to|have no means to)"
+    r"(?! wait\b)(?! help but\b)"
+    r"|\b(?:i|we) (?:\w+ )?do(?: not|n't) have (?:[\w-]+ ){0,3}?(?:way|means|ability|access|functions?|tools?|apis?"
+    r"|capability|capabilities|option|permission)"
+    r"|\bno way (?:for me |for us )?to\b|\bunable to (?:help|assist|do|perform|fulfil|fulfill|complete|process|handle)",
+    re.I)
+_DONE = re.compile(  # a claim that the task is done: no decline says it
+    r"\b(?:has|have|had) been (?:\w+ )?(?:booked|scheduled|sent|created|completed|done|set|reserved|placed|converted"
+    r"|updated|added|cancell?ed|ordered|submitted|processed|made|arranged|confirmed)\b"
+    r"|\b(?:is|are) (?:now )?(?:booked|scheduled|reserved|confirmed|on (?:its|their) way)\b"
+    r"|\bi(?:'ve| have) (?:\w+ )?(?:booked|sent|created|scheduled|done|completed|made|placed|set up|reserved|ordered)\b"
+    r"|\bsuccessfully\b", re.I)
 _REQUEST = re.compile(
-    r"\?|\b(please|kindly) (provide|specify|give|tell|share|let me know|confirm|send|enter|clarify|indicate)\b"
-    r"|\bcould you\b|\bcan you (please )?(provide|tell|give|specify|share|confirm)\b|\blet me know\b"
-    r"|\bneed (the|to know|more|your)\b|\brequires? (the|more|your|additional)\b", re.I)
+    r"\?|\b(?:please|kindly) (?:provide|specify|give|tell|share|let me know|confirm|send|enter|clarify|indicate|supply)"
+    r"|\bcould you\b|\bcan you (?:please )?(?:provide|tell|give|specify|share|confirm)\b|\blet me know\b"
+    r"|\bneed (?:the|to know|more|your)\b|\brequires? (?:the|more|your|additional)\b"
+    r"|\bmay i (?:know|have|ask)\b|\bi(?:'d| would) need\b", re.I)
+_MISSING = re.compile(  # a required value said to be missing (ToolACE's asks often say only that)
+    r"\bmissing\b|\blacks?\b|\blacking\b|\b(?:is|are) required\b|\brequires? (?:the|a|an|your|you)\b"
+    r"|\brequired (?:argument|parameter|field|information|value|detail|input)s?\b"
+    r"|\bnot (?:been )?(?:provided|specified|given|mentioned|included|supplied)\b"
+    r"|\b(?:did ?n[o']t|didn't|do(?:es)? ?n[o']t|don't|doesn't) (?:provide|specify|give|mention|supply)\b", re.I)
+_FAILURE = re.compile(
+    r"\b(?:could ?n[o']t|couldn't|can ?not|can't|failed|fails|failure|unable|not able|wasn't able|error|unsuccessful)\b",
+    re.I)
+_NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|none|without)\b|n't\b", re.I)
+_CLAUSE = re.compile(r"[.;:!?\n]|,\s+(?:but|and|while|whereas)\b|\s(?:but|whereas|while|however)\s", re.I)
 _STOPWORDS = set("""the a an and or of to in on for with at by from is are was were be been it its this that
 these those you your i me my we our can could would will shall should may might do does did have has had not no
 yes here there what which who whom when where how please also just so than then them they their as if but about
@@ -82,7 +127,7 @@ def _words(text):
 
 
 def _has_phrase(text, phrase):
-    return bool(phrase) and re.search(r"(?<![a-z0-9])" + re.escape(phrase) + r"(?![a-z0-9])", text) is not None
+    return bool(phrase) and re.search(r"(?<![a-z0-9])" + re.escape(phrase) + r"s?(?![a-z0-9])", text) is not None
 
 
 def parameter_keys(tools):
@@ -109,16 +154,32 @@ def named_parameters(text, keys):
     return {param for param, phrases in keys.items() if any(_has_phrase(lowered, p) for p in phrases)}
 
 
+def _plain(text):
+    return text.replace("\u2019", "'").replace("\u2018", "'")
+
+
+def declines(text):
+    """Whether `text` says that the request cannot be served (and does not claim it was)."""
+    text = _plain(text)
+    return bool(_TOOLS_DECLINE.search(text) or _SELF_DECLINE.search(text)) and not _DONE.search(text)
+
+
 def intent(text, messages, tools):
-    """"report", "ask", "decline" or "other": the job of a text answer in its dialogue."""
+    """"report", "ask", "decline" or "other": the job of a text answer in its dialogue. A text
+    that says no tool fits declines, even where it also names what the request lacks; one that
+    asks for a parameter, or says it is missing, asks; "I can't" alone declines."""
     if messages and messages[-1]["role"] == "tool":
         return "report"
-    requests = _REQUEST.search(text) is not None
-    if requests and named_parameters(text, parameter_keys(tools)):
-        return "ask"
-    if _DECLINE.search(text):
+    text = _plain(text)
+    done = _DONE.search(text) is not None
+    if _TOOLS_DECLINE.search(text) and not done:
         return "decline"
-    return "ask" if requests else "other"
+    requests = _REQUEST.search(text) is not None
+    if (requests or _MISSING.search(text)) and named_parameters(text, parameter_keys(tools)):
+        return "ask"
+    if _SELF_DECLINE.search(text) and not done:
+        return "decline"
+    return "ask" if requests and not done else "other"
 
 
 def _leaves(value):
@@ -152,29 +213,55 @@ def tool_facts(messages):
     return facts
 
 
-def _numbers(text):
-    found = set()
-    for match in _NUMBER.findall(text):
-        try:
-            found.add(float(match.replace(",", "")))
-        except ValueError:
-            pass
-    return found
+def _negated(before):
+    """Whether the words just before a fact (up to three, within its clause) negate it."""
+    clause = _CLAUSE.split(before)[-1]
+    return _NEGATION.search(" ".join(clause.split()[-3:])) is not None
 
 
 def stated(facts, text):
-    """The facts that `text` states: numbers by value, text as a phrase (case, "_" and spacing
-    ignored)."""
-    numbers = _numbers(text)
-    lowered = " ".join(text.replace("_", " ").lower().split())
-    return {f for f in facts if (f in numbers if isinstance(f, float) else _has_phrase(lowered, f))}
+    """{fact: negated} for the facts that `text` states: numbers by value, text as a phrase (case,
+    "_" and spacing ignored). A fact is negated ("it is not sunny") when every mention of it is."""
+    text = " ".join(_plain(text).replace("_", " ").split())
+    lowered = text.lower()
+    mentions = {}
+    for match in _NUMBER.finditer(text):
+        try:
+            value = float(match.group().replace(",", ""))
+        except ValueError:
+            continue
+        mentions.setdefault(value, []).append(match.start())
+    found = {}
+    for f in facts:
+        if isinstance(f, float):
+            starts = mentions.get(f, [])
+        else:
+            starts = [m.start() for m in re.finditer(r"(?<![a-z0-9])" + re.escape(f) + r"(?![a-z0-9])", lowered)] if f else []
+        if starts:
+            found[f] = all(_negated(text[:start]) for start in starts)
+    return found
+
+
+def _stem(word):
+    for suffix in ("ing", "ed", "ly", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[:-len(suffix)]
+    return word
+
+
+def content_words(text):
+    return {_stem(w) for w in _words(text) if len(w) >= 3 and w not in _STOPWORDS}
 
 
 def content_recall(predicted, gold):
-    words = {w for w in _words(gold) if len(w) >= 3 and w not in _STOPWORDS}
+    words = content_words(gold)
     if not words:
         return 1.0
-    return len(words & set(_words(predicted))) / len(words)
+    return len(words & content_words(predicted)) / len(words)
+
+
+def first_sentence(text):
+    return re.split(r"(?<=[.!?])\s+|\n", text.strip(), maxsplit=1)[0]
 
 
 def text_matches(predicted, gold, messages, tools):
@@ -186,13 +273,22 @@ def text_matches(predicted, gold, messages, tools):
         return True
     if job == "ask":
         keys = parameter_keys(tools)
-        asked = named_parameters(gold, keys)
+        named = named_parameters(gold, keys)
+        # a gold that also names the values the user gave ("`hls_url` (provided), `output_format`
+        # (missing)") asks only for the others
+        given = named_parameters(" ".join(m["content"] for m in messages if m["role"] == "user"), keys)
+        asked = (named - given) or named
         if asked:
             return asked <= named_parameters(predicted, keys)
     if job == "report":
+        if (_FAILURE.search(_plain(predicted)) is None) != (_FAILURE.search(_plain(gold)) is None):
+            return False  # one says the call failed, the other does not
         facts = stated(tool_facts(messages), gold)
         if facts:
-            return len(stated(facts, predicted)) >= math.ceil(0.8 * len(facts))
+            said = stated(list(facts), predicted)
+            agreeing = [f for f, negated in facts.items() if f in said and said[f] == negated]
+            return len(agreeing) >= math.ceil(0.8 * len(facts))
+        return content_recall(predicted, first_sentence(gold)) >= 0.5
     return content_recall(predicted, gold) >= 0.5
 
 
