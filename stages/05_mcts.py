@@ -342,10 +342,13 @@ def preference_pairs(tree, sample, gap, margin=1.0, per_node=1):
         chosen = max(children, key=lambda child: child["Q"])
         made = 0
         for rejected in sorted((c for c in children if c is not chosen), key=lambda child: child["Q"]):
+            if made == per_node:
+                break
             q_gap = chosen["Q"] - rejected["Q"]
             decisive = reached[chosen["id"]] and not reached[rejected["id"]]
-            if made == per_node or not ((decisive and q_gap > gap) or q_gap >= margin):
-                break  # the rest are closer to the chosen still
+            # no early stop at the first that fails: a sibling of higher Q can still be decisive
+            if not ((decisive and q_gap > gap) or q_gap >= margin):
+                continue
             if rejected["gold"] or same_answer(chosen, rejected, sample, names):
                 continue
             pairs.append({"id": f"{sample['id']}:{node['id']}" + (f":{made}" if made else ""),

@@ -160,12 +160,53 @@ def test_a_step_of_the_gold_answer_is_never_rejected():
         ["[A(x=2)]", "I need the title."]
 
 
+def test_a_decisive_sibling_of_higher_q_is_not_lost():
+    """Qualifying is not ordered by Q: a wrong sibling whose grades gave it a low Q may fall short
+    of the margin while a decisive one of higher Q qualifies."""
+    tree = []
+    root = mcts.add_node(tree, None, Step("", False), max_depth=10)
+    terminal(tree, root, "[A(x=1)]", 1, 0.6)
+    terminal(tree, root, "[A(x=2)]", -1, -0.2)  # Q gap 0.8, under the margin
+    middle = mcts.add_node(tree, root, Step("[A(x=3), ", False), max_depth=10)
+    middle.update(Q=0.3, N=2)  # gap 0.3, and no correct answer below it: decisive
+    terminal(tree, middle, " B(y=1)]", -1, -1.0)
+    reached = mcts.correct_below(tree)
+    assert not reached[middle["id"]]
+    # both wrong siblings are decisive: both pair
+    pairs = mcts.preference_pairs(tree, SAMPLE, gap=0.1, margin=1.0, per_node=3)
+    assert sorted(p["rejected"] for p in pairs if p["depth"] == 0) == ["[A(x=2)]", "[A(x=3), "]
+    # a lowest-Q sibling that does not qualify (it reached a correct answer) no longer hides the next
+    tree[2].update(outcome=1)
+    pairs = mcts.preference_pairs(tree, SAMPLE, gap=0.1, margin=1.0, per_node=3)
+    assert [p["rejected"] for p in pairs if p["depth"] == 0] == ["[A(x=3), "]
+
+
+def expected_pairs(tree, gap, margin, per_node):
+    """(node id, rejected id) of every pair the rule asks for, by brute force."""
+    reached = mcts.correct_below(tree)
+    out = []
+    for node in tree:
+        children = [tree[i] for i in node["children"] if tree[i]["N"] > 0 or tree[i]["terminal"]]
+        if len(children) < 2:
+            continue
+        chosen = max(children, key=lambda c: c["Q"])
+        qualifying = [c for c in sorted(children, key=lambda c: c["Q"]) if c is not chosen
+                      and ((reached[chosen["id"]] and not reached[c["id"]] and chosen["Q"] - c["Q"] > gap)
+                           or chosen["Q"] - c["Q"] >= margin)
+                      and not c["gold"] and c["step"] != chosen["step"]]
+        out += [(node["id"], c["id"]) for c in qualifying[:per_node]]
+    return out
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 30), st.floats(-3, 3), st.integers(0, 3), st.sampled_from([-1, 0, 1])),
                 min_size=1, max_size=30), st.floats(0, 1))
-def test_every_pair_is_backed_by_its_outcomes(spec, gap):
+def test_every_pair_is_backed_by_its_outcomes_and_none_is_lost(spec, gap):
     tree = []
-    mcts.add_node(tree, None, Step("", False), max_depth=99)
+    root = mcts.add_node(tree, None, Step("", False), max_depth=99)
+    # a decisive pair at the root in every example, so that no example passes for want of pairs
+    terminal(tree, root, "[A(x=-1)]", 1, 9.0)
+    terminal(tree, root, "[A(x=-2)]", -1, -9.0)
     for i, (parent, q, visits, result) in enumerate(spec):
         ends = result != 0
         node = mcts.add_node(tree, tree[parent % len(tree)], Step(f"[A(x={i})]" if ends else f"[A(x={i}), ", ends),
@@ -173,15 +214,17 @@ def test_every_pair_is_backed_by_its_outcomes(spec, gap):
         node.update(Q=q, N=visits, outcome=result)
     reached = mcts.correct_below(tree)
     pairs = mcts.preference_pairs(tree, SAMPLE, gap, margin=1.0, per_node=2)
-    assert len({p["id"] for p in pairs}) == len(pairs)
+    assert pairs and len({p["id"] for p in pairs}) == len(pairs)
+    made = []
     for pair in pairs:
         node = tree[int(pair["id"].split(":")[1])]
         evaluated = [tree[i] for i in node["children"] if tree[i]["N"] > 0 or tree[i]["terminal"]]
         assert pair["q_chosen"] == max(c["Q"] for c in evaluated)
-        assert pair["q_rejected"] in sorted(c["Q"] for c in evaluated)[:2]  # the lowest two of the node
         decisive = pair["chosen_correct"] and not pair["rejected_correct"]
         assert (decisive and pair["q_chosen"] > pair["q_rejected"] + gap) or pair["q_chosen"] - pair["q_rejected"] >= 1.0
         assert pair["prefix"] == node["answer"]
+        made.append((node["id"], next(c["id"] for c in evaluated if c["step"] == pair["rejected"])))
+    assert made == expected_pairs(tree, gap, 1.0, 2)  # every qualifying pair, none lost
     for node in tree:
         for child in node["children"]:
             if tree[child]["terminal"] and tree[child]["outcome"] == 1:
@@ -237,9 +280,10 @@ class ScriptedPolicy:
     """Proposes the gold next step when on the gold path, else (or also, with `wrong`) a wrong
     final answer; rolls out the rest of the gold answer; grades everything 0."""
 
-    def __init__(self, gold, wrong=None):
+    def __init__(self, gold, wrong=None, grade=None):
         self.steps = split_steps(gold)
         self.wrong = wrong
+        self.grade = grade or (lambda node: 0.0)
         self.confidence_batches = []
 
     def gold_after(self, answer):
@@ -263,7 +307,7 @@ class ScriptedPolicy:
 
     def confidence(self, nodes):
         self.confidence_batches.append(len(nodes))
-        return [0.0] * len(nodes)
+        return [self.grade(node) for node in nodes]
 
 
 GOLD = '[Get Weather(city="Oslo, NO"), Get Time(zone="CET"), Get News(topic="tech, AI")]'
@@ -274,9 +318,9 @@ def gold_steps(gold):
     return [Step(text, ends=i == len(texts) - 1) for i, text in enumerate(texts)]
 
 
-def scripted_search(sample, policy, simulations, k, add_gold):
+def scripted_search(sample, policy, simulations, k, add_gold, weight=1.0):
     return mcts.run_search(mcts.search(sample, gold_steps(sample["answer"]), simulations=simulations, k=k,
-                                       max_depth=8, c=1.0, gamma=1.0, add_gold=add_gold, weight=1.0), policy)
+                                       max_depth=8, c=1.0, gamma=1.0, add_gold=add_gold, weight=weight), policy)
 
 
 def test_a_policy_proposing_the_gold_step_reaches_a_correct_terminal():
@@ -307,6 +351,25 @@ def test_the_gold_candidate_wins_over_a_wrong_policy():
     report = mcts.audit(pairs)
     assert report["decisive"] == 1.0 and report["by_kind"]["call"]["pairs"] == len(pairs)
     assert "## w:0" in mcts.audit_markdown(report, pairs)
+
+
+def test_rewards_add_the_weighted_self_evaluation_to_the_outcome():
+    """R = O + w·C (Eq. 6) with C ≠ 0 and w ≠ 1, r = R(s') − R(s), and a visited terminal's Q = r."""
+    def grade(node):  # on the gold path: good; off it: poor
+        return 0.4 if GOLD.startswith(node["answer"]) else -0.8
+    policy = ScriptedPolicy(GOLD, wrong='[Get Weather(city="Bergen")]', grade=grade)
+    sample = {"id": "c", "system": "sys", "messages": [], "answer": GOLD}
+    tree = scripted_search(sample, policy, simulations=4, k=2, add_gold=True, weight=0.25)
+    assert tree[0]["reward"] == pytest.approx(0.25 * 0.4)
+    for node in tree[1:]:
+        assert node["confidence"] == grade(node)
+        assert node["reward"] == pytest.approx(node["outcome"] + 0.25 * node["confidence"])
+        assert node["r"] == pytest.approx(node["reward"] - tree[node["parent"]]["reward"])
+    wrong = next(tree[i] for i in tree[0]["children"] if not tree[i]["gold"])
+    # a wrong final answer: O = −1, C = −0.8, under a root of R = 0.1
+    assert wrong["terminal"] and wrong["Q"] == wrong["r"] == pytest.approx(-1 - 0.2 - 0.1)
+    correct = next(node for node in tree if node["terminal"] and node["outcome"] == 1)
+    assert correct["reward"] == pytest.approx(1 + 0.1)
 
 
 def test_the_audit_counts_malformed_steps():

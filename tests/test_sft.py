@@ -337,3 +337,45 @@ def test_make_warmup_mixed_takes_as_many_steps_as_easy2hard(tmp_path, monkeypatc
         assert (checkout / f"checkpoints/a/warmup/{level}/adapter_model.safetensors").is_file()
     assert (checkout / "checkpoints/b/warmup/adapter_model.safetensors").is_file()
     assert "Nothing to be done" in make(checkout, "warmup", "RUN=a", *common).stdout
+
+
+def test_a_step_is_the_token_mean_over_the_whole_step_not_per_micro_batch(tiny_model_dir, tiny_tokenizer,
+                                                                           synthetic_samples, monkeypatch):
+    """Micro-batches of uneven answer lengths: the step's gradient is that of one big batch whose
+    loss is the mean over every answer token of the step (paper Eq. 1–3 with accumulation); dividing
+    each micro-batch by its own tokens would weigh a short answer's tokens many times over."""
+    torch.manual_seed(0)
+    model = modeling.load_model(tiny_model_dir, trainable=True, device=torch.device("cpu")).float()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    pad, cpu = tiny_tokenizer.pad_token_id, torch.device("cpu")
+    examples = sorted((modeling.encode_sample(tiny_tokenizer, s, eot) for s in synthetic_samples[:6]),
+                      key=lambda e: len(e[1]))
+    groups = [examples[:1], examples[1:]]  # the shortest answer alone, the rest together
+    n_targets = sum(len(answer) for _, answer in examples)
+    assert len(examples[0][1]) * 3 < n_targets
+
+    def gradient(losses):
+        model.zero_grad()
+        sum(losses).backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]).clone()
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        whole = gradient([sft.answer_nll(model, examples, pad, cpu) / n_targets])
+        per_micro_batch = gradient([sft.answer_nll(model, g, pad, cpu) / sum(len(a) for _, a in g) / len(groups)
+                                    for g in groups])
+    captured = []
+    monkeypatch.setattr(training, "finish_step", lambda optimizer, *rest, **kw: captured.append(
+        torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]).clone()) or 0.0)
+    model.zero_grad()
+    sft.train_step(model, None, None, groups, n_targets, pad, cpu, SimpleNamespace(max_grad_norm=1.0), None)
+    (step,) = captured
+
+    def distance(a, b):
+        return ((a - b).norm() / b.norm()).item()
+
+    assert distance(per_micro_batch, whole) > 0.1  # the two rules differ here: the test can tell them apart
+    assert distance(step, whole) < 0.02
