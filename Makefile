@@ -26,7 +26,7 @@ STRATIFY   ?= 1#              1: the top ALPHA % of call and of text answers sep
 FRESH      ?= 1#              1: samples searched in earlier iterations rank after all others; 0: never (paper)
 LOSS       ?= dpo#            dpo | simpo | ipo | orpo (paper Fig. 6 ablation)
 BETA       ?=#                DPO β, SimPO β, IPO τ, ORPO λ; empty: the loss's own (0.1, 2.5, 0.1, 0.1)
-NLL        ?= 1#              weight of the chosen steps' per-token NLL added to the loss; 0: the plain loss (paper)
+NLL        ?=#                extra chosen-step NLL weight; empty: the loss's own (DPO 1 = DPO + NLL; SimPO, IPO, ORPO 0: as published, ORPO with its SFT term); NLL=0 LOSS=dpo: Eq. 11 (paper)
 DPO_LR     ?= 2e-5#           learning rate of stage 06 (paper: 5e-5; at 5e-5 the iterations overshoot here)
 CKPT       ?= base#           what `make eval` scores: base | warmup | iter_K | adapter dir
 LIMIT      ?= 0#              eval items per category (0 = all)

@@ -9,11 +9,13 @@ or, for the paper's Fig. 6 ablation, SimPO, IPO or ORPO (--loss). --beta is the 
 chosen loss; left out, each loss takes its usual value (DPO β 0.1, SimPO β 2.5, IPO τ 0.1, ORPO
 λ 0.1).
 
+Each loss left at its defaults is the published one (ORPO with its own SFT term, SimPO and IPO
+without any), except DPO, which by default is "DPO + NLL" (Pang et al., 2024, iterative RPO):
 --nll-weight adds w times the chosen steps' negative log-likelihood (per token, over the whole
-step) to any of them: ORPO's own SFT term at w = 1 (its default), and with DPO the "DPO + NLL"
-objective of Pang et al. (2024, iterative RPO). Plain DPO lowers the likelihood of chosen and
-rejected alike when they share most of their tokens, as the search's sibling steps do; the NLL term
-keeps the chosen steps likely while the margin grows.
+step), 1 for DPO and 0 for the others unless asked for; --nll-weight 0 is the paper's plain Eq. 11.
+Plain DPO lowers the likelihood of chosen and rejected alike when they share most of their
+tokens, as the search's sibling steps do; the NLL term keeps the chosen steps likely while the
+margin grows.
 
 Rejected steps cut to the chosen step's length (--cut-rejected, the default). The search's
 rejected steps are mostly longer than its chosen ones (a hallucinated argument list, a run of
@@ -41,7 +43,7 @@ padded tokens (a row is never split), the same micro-batches every epoch in a ne
 takes them in that order, up to --batch-size pairs.
 
 Each optimizer step's loss is the sum of its pairs' losses divided by the number of pairs in the
-whole step (and ORPO's SFT term by the step's chosen-token count), so gradient accumulation over
+whole step (and the extra NLL term by the step's chosen-token count), so gradient accumulation over
 unevenly filled micro-batches gives the gradient of one big batch. Under torchrun (NGPU > 1) each
 rank takes its share of every step's micro-batches (and of the reference pass), and the LoRA
 gradients are summed across ranks: the same update as one process (training.finish_step, which
@@ -69,7 +71,10 @@ from itool.logprobs import common_prefix, head_logprobs, prefixed_hidden
 from itool.records import RecordError
 
 DEFAULT_BETA = {"dpo": 0.1, "simpo": 2.5, "ipo": 0.1, "orpo": 0.1}
-DEFAULT_NLL_WEIGHT = {"dpo": 0.0, "simpo": 0.0, "ipo": 0.0, "orpo": 1.0}
+# The extra NLL weight when --nll-weight is left out: DPO + NLL is this project's DPO (the paper's
+# plain Eq. 11 is --nll-weight 0); the others run as their papers define them (ORPO's SFT term is
+# part of ORPO, not this extra).
+DEFAULT_NLL_WEIGHT = {"dpo": 1.0, "simpo": 0.0, "ipo": 0.0, "orpo": 0.0}
 NEEDS_REFERENCE = {"dpo", "ipo"}
 PAIR_FIELDS = {"id": str, "system": str, "messages": list, "prefix": str, "chosen": str, "rejected": str,
                "chosen_ends": bool, "rejected_ends": bool}
@@ -118,12 +123,23 @@ def log1mexp(x):
 
 
 def orpo_loss(chosen, rejected, n_chosen, n_rejected, lam):
-    """ORPO's odds-ratio term (Hong et al., 2024), λ·-log σ(log odds(y_w) - log odds(y_l)), with
-    odds(y) = P/(1-P) and P the mean-token probability. ORPO's SFT term (the chosen tokens' NLL)
-    is token-level and added per step by the caller (nll_loss). Rewards are λ·(mean token log-prob)."""
+    """ORPO (Hong et al., 2024): its SFT term, the chosen completion's mean token NLL, plus
+    λ·-log σ(log odds(y_w) - log odds(y_l)), with odds(y) = P/(1-P) and P the mean-token
+    probability. Rewards are λ·(mean token log-prob)."""
     mean_chosen, mean_rejected = chosen / n_chosen, rejected / n_rejected
     log_odds = (mean_chosen - log1mexp(mean_chosen)) - (mean_rejected - log1mexp(mean_rejected))
-    return -lam * F.logsigmoid(log_odds), lam * mean_chosen, lam * mean_rejected
+    return -mean_chosen - lam * F.logsigmoid(log_odds), lam * mean_chosen, lam * mean_rejected
+
+
+def step_loss(args, chosen, rejected, n_chosen, n_rejected, ref_chosen, ref_rejected, n_pairs, n_chosen_tokens):
+    """A micro-batch's share of its step's loss: the pairs' losses over the step's pair count, plus
+    --nll-weight times the chosen tokens' NLL over the step's chosen-token count (an extra term no
+    published loss but DPO + NLL has). Returns (loss, nll, rewards of chosen, rewards of rejected)."""
+    losses, reward_chosen, reward_rejected = preference_loss(
+        args.loss, args.beta, args.simpo_gamma, chosen, rejected, n_chosen, n_rejected, ref_chosen, ref_rejected)
+    nll = nll_loss(chosen, n_chosen_tokens)
+    loss = losses.sum() / n_pairs + (args.nll_weight * nll if args.nll_weight else 0.0)
+    return loss, nll, reward_chosen, reward_rejected
 
 
 def nll_loss(chosen, n_chosen_tokens):
@@ -385,14 +401,10 @@ def train_step(model, optimizer, scheduler, pairs, rows, step_batches, reference
             chosen, rejected = pair_logprobs(model, batch)
         ref = reference[batch["pair_ids"]].to(device) if reference is not None else \
             torch.zeros(len(batch["pair_ids"]), 2, device=device)
-        losses, reward_chosen, reward_rejected = preference_loss(
-            args.loss, args.beta, args.simpo_gamma, chosen, rejected, batch["n_chosen"], batch["n_rejected"],
-            ref[:, 0], ref[:, 1])
-        loss = losses.sum() / n_pairs
-        if args.nll_weight:
-            nll = nll_loss(chosen, n_chosen_tokens)
-            loss = loss + args.nll_weight * nll
-            totals["nll"] += nll.item()
+        loss, nll, reward_chosen, reward_rejected = step_loss(
+            args, chosen, rejected, batch["n_chosen"], batch["n_rejected"], ref[:, 0], ref[:, 1], n_pairs,
+            n_chosen_tokens)
+        totals["nll"] += nll.item()
         if not torch.isfinite(loss):  # stop every rank before the update (training.finish_step)
             loss_finite = False
             continue
@@ -432,8 +444,9 @@ def parse_args(argv=None):
     parser.add_argument("--beta", type=float, help="DPO/SimPO β, IPO τ, ORPO λ (default: " +
                         ", ".join(f"{k} {v}" for k, v in DEFAULT_BETA.items()) + ")")
     parser.add_argument("--nll-weight", type=float,
-                        help="weight of the chosen steps' per-token NLL added to the loss (default: 1 for "
-                             "ORPO, its SFT term; 0 otherwise; DPO + NLL at 1 is iterative RPO)")
+                        help="weight of an extra chosen-token NLL term added to the loss (default: 1 for DPO, "
+                             "DPO + NLL as in iterative RPO, 0 gives the paper's Eq. 11; 0 for SimPO, IPO and "
+                             "ORPO, which run as published, ORPO with its own SFT term)")
     parser.add_argument("--cut-rejected", action=argparse.BooleanOptionalAction, default=True,
                         help="cut each rejected step to its chosen step's length, keeping their first difference "
                              "(--no-cut-rejected: the steps as the search wrote them)")

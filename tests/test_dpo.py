@@ -111,14 +111,16 @@ def test_ipo_loss_regresses_the_margin_onto_one_over_two_tau():
     assert reward_chosen.tolist() == pytest.approx([0.1, 0.02], rel=1e-5)
 
 
-def test_orpo_loss_is_lambda_times_the_log_odds_ratio_term():
+def log_odds(mean_logp):
+    p = math.exp(mean_logp)
+    return math.log(p / (1 - p))
+
+
+def test_orpo_loss_is_its_sft_term_plus_lambda_times_the_log_odds_ratio_term():
     loss, reward_chosen, _ = dpo.orpo_loss(CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, lam=0.1)
-
-    def log_odds(mean_logp):
-        p = math.exp(mean_logp)
-        return math.log(p / (1 - p))
-
-    expected = [-0.1 * log_sigmoid(log_odds(-2.5) - log_odds(-2.0)), -0.1 * log_sigmoid(log_odds(-1.0) - log_odds(-2.5))]
+    # the SFT term: the chosen's mean token NLL, 10/4 and 3/3
+    expected = [2.5 - 0.1 * log_sigmoid(log_odds(-2.5) - log_odds(-2.0)),
+                1.0 - 0.1 * log_sigmoid(log_odds(-1.0) - log_odds(-2.5))]
     assert loss.tolist() == pytest.approx(expected, rel=1e-5)
     assert reward_chosen.tolist() == pytest.approx([-0.25, -0.1])
     assert torch.isfinite(dpo.orpo_loss(torch.tensor([-1e-9, -80.0]), torch.tensor([-60.0, -1e-12]),
@@ -129,6 +131,35 @@ def test_nll_loss_is_the_chosen_tokens_mean_negative_log_likelihood():
     # 13 nats over the step's 7 chosen tokens, whichever micro-batch holds which pair
     assert dpo.nll_loss(CHOSEN, 7).item() == pytest.approx(13 / 7)
     assert (dpo.nll_loss(CHOSEN[:1], 7) + dpo.nll_loss(CHOSEN[1:], 7)).item() == pytest.approx(13 / 7)
+
+
+def published(loss):
+    """Each loss as its paper writes it, averaged over the two pairs above (7 chosen tokens)."""
+    if loss == "dpo":  # Eq. 11 + the chosen tokens' NLL (DPO + NLL, iterative RPO): this project's DPO
+        return (-log_sigmoid(0.3) - log_sigmoid(0.07)) / 2 + 13 / 7
+    if loss == "simpo":  # β 2.5, γ 0.5, no reference, no SFT term
+        return (-log_sigmoid(-1.75) - log_sigmoid(3.25)) / 2
+    if loss == "ipo":  # τ 0.1, no SFT term
+        return ((3 - 5) ** 2 + (0.7 - 5) ** 2) / 2
+    # ORPO: L_SFT + λ·L_OR, λ 0.1, per pair
+    return (2.5 - 0.1 * log_sigmoid(log_odds(-2.5) - log_odds(-2.0))
+            + 1.0 - 0.1 * log_sigmoid(log_odds(-1.0) - log_odds(-2.5))) / 2
+
+
+@pytest.mark.parametrize("loss", ["dpo", "simpo", "ipo", "orpo"])
+def test_each_loss_left_at_its_defaults_is_the_published_one(loss):
+    args = dpo.parse_args(["--pairs", "p", "--out", "o", "--loss", loss])
+    total, _, _, _ = dpo.step_loss(args, CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, REF_CHOSEN, REF_REJECTED, 2, 7)
+    assert total.item() == pytest.approx(published(loss), rel=1e-5)
+
+
+def test_the_extra_nll_is_there_only_when_asked_for():
+    plain = dpo.parse_args(["--pairs", "p", "--out", "o", "--nll-weight", "0"])  # the paper's Eq. 11
+    total, *_ = dpo.step_loss(plain, CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, REF_CHOSEN, REF_REJECTED, 2, 7)
+    assert total.item() == pytest.approx((-log_sigmoid(0.3) - log_sigmoid(0.07)) / 2, rel=1e-5)
+    simpo = dpo.parse_args(["--pairs", "p", "--out", "o", "--loss", "simpo", "--nll-weight", "0.5"])
+    total, *_ = dpo.step_loss(simpo, CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, REF_CHOSEN, REF_REJECTED, 2, 7)
+    assert total.item() == pytest.approx(published("simpo") + 0.5 * 13 / 7, rel=1e-5)
 
 
 # --- packing chosen and rejected into one row -----------------------------------------------------
@@ -184,7 +215,7 @@ def test_micro_batches_hold_whole_rows_of_up_to_the_pair_budget():
 
 @pytest.mark.parametrize("loss, expected", [("dpo", math.log(2)), ("ipo", (1 / (2 * 0.1)) ** 2)])
 def test_first_step_starts_from_policy_equal_to_reference(pairs_file, start_adapter, tmp_path, loss, expected):
-    metrics = run(pairs_file, start_adapter, tmp_path, "--loss", loss, "--max-steps", "1")
+    metrics = run(pairs_file, start_adapter, tmp_path, "--loss", loss, "--max-steps", "1", "--nll-weight", "0")
     assert metrics[0]["loss"] == pytest.approx(expected, abs=1e-4)
     assert metrics[0]["rewards/chosen"] == pytest.approx(0, abs=1e-4)
     assert metrics[0]["rewards/margin"] == pytest.approx(0, abs=1e-4)
@@ -193,7 +224,8 @@ def test_first_step_starts_from_policy_equal_to_reference(pairs_file, start_adap
 @pytest.fixture(scope="module")
 def trained(pairs_file, start_adapter, tmp_path_factory):
     out = tmp_path_factory.mktemp("dpo")
-    return out, run(pairs_file, start_adapter, out, "--epochs", "4", "--lr", "2e-3", "--save-every", "2")
+    return out, run(pairs_file, start_adapter, out, "--epochs", "4", "--lr", "2e-3", "--save-every", "2",
+                    "--nll-weight", "0")  # plain DPO
 
 
 def test_reward_accuracy_and_margin_rise(trained):
@@ -211,8 +243,8 @@ def test_reward_accuracy_and_margin_rise(trained):
 def test_the_nll_term_is_added_at_the_first_step_and_keeps_the_chosen_steps_likely(trained, pairs_file, start_adapter,
                                                                                  tmp_path):
     _, plain = trained
-    assert all(m["nll"] == 0 for m in plain)  # plain DPO: no NLL term
-    metrics = run(pairs_file, start_adapter, tmp_path, "--epochs", "4", "--lr", "2e-3", "--nll-weight", "1")
+    assert plain[0]["loss"] == pytest.approx(math.log(2), abs=1e-4)  # plain DPO: no NLL term in the loss
+    metrics = run(pairs_file, start_adapter, tmp_path, "--epochs", "4", "--lr", "2e-3")  # DPO's default: + NLL
     assert metrics[0]["nll"] > 0
     assert metrics[0]["loss"] == pytest.approx(math.log(2) + metrics[0]["nll"], abs=1e-4)
     # same pairs, same steps: with the NLL term the chosen steps end more likely than under plain DPO,
@@ -252,7 +284,7 @@ def test_kill_and_resume_ends_with_identical_adapter(trained, pairs_file, start_
             raise Killed
         return real_step(*args, **kwargs)
 
-    flags = ("--epochs", "4", "--lr", "2e-3", "--save-every", "2")
+    flags = ("--epochs", "4", "--lr", "2e-3", "--save-every", "2", "--nll-weight", "0")  # as `trained`
     monkeypatch.setattr(dpo, "train_step", dies_in_step_5)
     with pytest.raises(Killed):
         run(pairs_file, start_adapter, tmp_path, *flags)
@@ -432,7 +464,8 @@ def test_two_torchrun_ranks_train_the_same_adapter_as_one_process(trained, pairs
     reference pass, and the gradients are summed across ranks."""
     out, metrics = trained
     flags = ["--model", "tiny", "--pairs", str(pairs_file), "--adapter", str(start_adapter), "--out", str(tmp_path),
-             "--batch-size", "4", "--micro-batch-tokens", "1", "--epochs", "4", "--lr", "2e-3", "--save-every", "2"]
+             "--batch-size", "4", "--micro-batch-tokens", "1", "--epochs", "4", "--lr", "2e-3", "--save-every", "2",
+             "--nll-weight", "0"]  # as `trained`
     subprocess.run([str(REPO / ".venv/bin/torchrun"), "--standalone", "--nproc_per_node=2",
                     str(REPO / "stages/06_dpo.py"), *flags], check=True, capture_output=True,
                    env={**os.environ, "OMP_NUM_THREADS": "1"})
