@@ -15,6 +15,7 @@ MODEL      ?= gemma-3-270m#   gemma-3-270m | tiny | local dir | hub id
 DATA       ?= synthetic#      synthetic | local .json/.jsonl (ToolACE format) | hub id
 SAMPLES    ?= 1500#           synthetic conversations to generate
 SEED       ?= 0#              seeds data, split, sampling and training
+SHARES     ?= 59/15/26#       warm-up/RL/held-out % of conversations; 90/10/0: the paper's split (no held-out split)
 SKIP_BAD   ?= 0#              1: skip malformed input records (counted in data_stats.json)
 ITER       ?= 3#              RL iterations for `make iterate`
 NGPU       ?= 1#              >1 runs stages under torchrun (NCCL on GPUs, gloo on CPU)
@@ -61,7 +62,7 @@ config = $(shell mkdir -p $(D)/.config && f=$(D)/.config/$(1) && \
 	[ "$$(cat $$f 2>/dev/null)" = '$(strip $(2))' ] || printf '%s\n' '$(strip $(2))' > $$f)$(D)/.config/$(1)
 
 CFG_DATA   := $(call config,data,DATA=$(DATA) SAMPLES=$(SAMPLES) SEED=$(SEED) SKIP_BAD=$(SKIP_BAD))
-CFG_SPLIT  := $(call config,split,SEED=$(SEED))
+CFG_SPLIT  := $(call config,split,SEED=$(SEED) SHARES=$(SHARES))
 CFG_POLICY := $(call config,policy,MODEL=$(MODEL) QLORA=$(QLORA))
 CFG_SFT    := $(call config,sft,LR=$(LR) CURRICULUM=$(CURRICULUM) SEED=$(SEED) $(SFT_ARGS))
 CFG_SELECT := $(call config,select,ALPHA=$(ALPHA) STRATIFY=$(STRATIFY) FRESH=$(FRESH))
@@ -135,7 +136,7 @@ $(D)/toolace.jsonl: stages/00_data.py $(LIB_SYNTHETIC) $(LIB_DATA) $(CFG_DATA) $
 SPLIT := $(D)/splits/stats.json
 split: $(SPLIT)
 $(SPLIT): stages/01_split_difficulty.py $(D)/toolace.jsonl $(LIB_DATA) $(CFG_SPLIT)
-	$(PY) stages/01_split_difficulty.py --records $(D)/toolace.jsonl --out-dir $(D)/splits --seed $(SEED)
+	$(PY) stages/01_split_difficulty.py --records $(D)/toolace.jsonl --out-dir $(D)/splits --seed $(SEED) --shares $(SHARES)
 
 # --- warm-up SFT (iteration-0 policy) ---------------------------------------------------------------
 warmup: $(WARMUP)
@@ -207,7 +208,8 @@ $(E)/toolace_scores.json: eval/heldout.py eval/common.py $(PKG)/outcome.py $(CKP
 	$(PY) eval/heldout.py $(MODEL_FLAGS) $(if $(CKPT_ADAPTER),--adapter $(dir $(CKPT_ADAPTER))) --out $(E) \
 		--samples $(YD)/toolace.jsonl --name toolace --limit $(YARDSTICK_LIMIT) $(EVAL_ARGS)
 
-$(E)/summary.json: eval/summarize.py $(E)/bfcl_scores.json $(E)/api_bank_scores.json $(E)/heldout_scores.json \
+HELDOUT := $(if $(filter %/0,$(SHARES)),,$(E)/heldout_scores.json)#  none with the paper's split
+$(E)/summary.json: eval/summarize.py $(E)/bfcl_scores.json $(E)/api_bank_scores.json $(HELDOUT) \
 		$(if $(filter 1,$(WITH_YARDSTICK)),$(E)/toolace_scores.json)
 	$(PY) eval/summarize.py --dir $(E) --name $(CKPT_NAME)
 

@@ -1,10 +1,11 @@
 """Stage 01 (make split): warm-up / RL / held-out test split by conversation, and the warm-up's
 easy/medium/hard thirds.
 
-Each assistant turn is a sample. Conversations, not samples, are split 59/15/26 into warm-up, RL
-and test (seeded, --rl-fraction and --test-fraction), so no dialogue is seen by two of them; 26 %
+Each assistant turn is a sample. Conversations, not samples, are split into warm-up, RL and test
+(seeded; --shares, in percent: 59/15/26 by default), so no dialogue is seen by two of them; 26 %
 of the default 1,500 conversations is the smallest share that holds out over 500 samples, enough
-for a paired interval of a few points. The test split is never trained on: it is where checkpoints
+for a paired interval of a few points. The paper's split is --shares 90/10/0: 90 % warm-up, 10 %
+RL and no held-out split (it tests on BFCL and API-Bank); test.jsonl is then empty. The test split is never trained on: it is where checkpoints
 are compared (eval/heldout.py). Warm-up samples are ranked on the paper's three difficulty criteria
 (number of candidate tools, string length of the tool list, number of calls in the answer); the
 three ranks are averaged and the order is cut into equal thirds.
@@ -78,11 +79,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", required=True, help="toolace.jsonl from stage 00")
     parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--rl-fraction", type=float, default=0.15, help="share of conversations for the RL split")
-    parser.add_argument("--test-fraction", type=float, default=0.26,
-                        help="share of conversations held out for testing (0: none)")
+    parser.add_argument("--shares", default="59/15/26",
+                        help="warm-up/RL/test percentages of the conversations (the paper's: 90/10/0, no test split)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    try:
+        shares = [float(x) for x in args.shares.split("/")]
+    except ValueError:
+        shares = []
+    if len(shares) != 3 or min(shares) < 0 or shares[0] <= 0 or shares[1] <= 0 or abs(sum(shares) - 100) > 1e-6:
+        parser.error(f"--shares {args.shares!r}: three percentages warm-up/RL/test adding up to 100, the first two "
+                     "above 0 (e.g. 59/15/26, or the paper's 90/10/0)")
+    args.rl_fraction, args.test_fraction = shares[1] / 100, shares[2] / 100
 
     try:
         records = read_jsonl(args.records)

@@ -13,6 +13,14 @@ gold answer, tokenised whole). One simulation (paper §4.3):
   roll out  from the new child PUCT prefers, sample steps to a terminal state: the end of turn,
             a step longer than --max-step-tokens, or --max-depth steps. The roll-out's steps
             join the tree, so a later simulation can branch off them;
+
+Limits that follow the data: --max-depth and --max-step-tokens are budgets for what the policy
+writes, raised per sample so that its gold answer fits (as many steps as the gold has, and its
+longest step plus a few tokens). Real ToolACE answers run to dozens of sentences and calls of
+over a hundred tokens; under a fixed 8 × 48 such a gold would end unfinished (−1), and a correct
+long call could become the rejected side of a pair. --fixed-limits keeps the budgets as given; the
+samples whose gold then lies out of reach are counted (mcts_stats.json and the audit:
+golds_unreachable).
   back up   from that terminal to the root (Eq. 8–9): N += 1, V(s) = Σ N·Q / Σ N over the
             visited children, Q(s,a) = r(s,a) + γ·V(s').
 
@@ -399,6 +407,9 @@ def audit_markdown(report, pairs, n=20, seed=0):
     lines += [row(f"kind {k}", s) for k, s in report["by_kind"].items()]
     lines += [row(f"depth {d}", s) for d, s in report["by_depth"].items()]
     lines += ["", "Decisive: the chosen step reached a correct answer in some roll-out, the rejected never did.", ""]
+    if "golds_unreachable" in report:
+        lines += [f"Gold answers out of the search's reach (more steps than its depth, or a step longer than it "
+                  f"samples): {report['golds_unreachable']}.", ""]
     for p in random.Random(seed).sample(pairs, min(n, len(pairs))):
         user = next((m["content"] for m in reversed(p["messages"]) if m["role"] == "user"), "")
         lines += [f"## {p['id']} ({p['kind']}, depth {p['depth']})", "",
@@ -456,6 +467,24 @@ def gold_step_list(tokenizer, sample, eot_id, names):
     return steps
 
 
+STEP_SLACK = 4  # tokens past a step's end before the cut is seen (a sentence ends at the space after it)
+
+
+def search_limits(gold_steps, max_depth, max_step_tokens, fixed=False):
+    """(depth, step tokens) of one sample's search: the budgets, raised so that the sample's gold
+    answer fits (all its steps, and its longest step sampled token by token), unless `fixed`."""
+    if fixed:
+        return max_depth, max_step_tokens
+    longest = max(len(step.ids) for step in gold_steps) + STEP_SLACK
+    return max(max_depth, len(gold_steps)), max(max_step_tokens, longest)
+
+
+def gold_reachable(gold_steps, max_depth, max_step_tokens):
+    """Whether a search under these limits can reach the gold answer: neither too many steps, nor a
+    step too long to sample whole."""
+    return len(gold_steps) <= max_depth and max(len(step.ids) for step in gold_steps) + STEP_SLACK <= max_step_tokens
+
+
 def sample_tokens(logits, generators, temperature, top_k, top_p, min_p):
     """One token per row: temperature, then top-k, top-p and min-p filtering, then a draw by
     inverting the cumulative distribution with one uniform number from the row's own generator
@@ -485,7 +514,8 @@ class ModelPolicy:
     def __init__(self, model, tokenizer, samples, template, *, eot_id, generators, sampling, max_step_tokens,
                  grade_scores):
         self.model, self.tokenizer, self.samples = model, tokenizer, samples
-        self.generators, self.sampling, self.max_step_tokens = generators, sampling, max_step_tokens
+        self.generators, self.sampling = generators, sampling
+        self.max_step_tokens = max_step_tokens  # per sample: its gold's longest step fits
         self.device = next(model.parameters()).device
         self.eot_id, self.pad_id = eot_id, tokenizer.pad_token_id
         self.stop_ids = {eot_id, tokenizer.eos_token_id} - {None}
@@ -582,7 +612,7 @@ class ModelPolicy:
         ids = [t for t in node["answer_ids"] if t not in self.stop_ids]
         lengths = [None] * len(ids) + [len(node["answer"])]
         return {"ids": ids, "lengths": lengths, "start": len(ids), "logps": [], "steps": [], "done": False,
-                "max_steps": max_steps, "names": self.names[tree]}
+                "max_steps": max_steps, "names": self.names[tree], "max_step_tokens": self.max_step_tokens[tree]}
 
     def advance(self, state, token, logp):
         """Take one sampled token into a row, cutting off steps as they complete.
@@ -613,7 +643,7 @@ class ModelPolicy:
                 if doomed or len(state["steps"]) >= state["max_steps"]:
                     state["done"] = True
                 return
-        if len(state["ids"]) - state["start"] >= self.max_step_tokens:
+        if len(state["ids"]) - state["start"] >= state["max_step_tokens"]:
             self.finish_step(state, len(state["ids"]), ends=False, truncated=True)
             state["done"] = True
 
@@ -743,6 +773,9 @@ def summary(results):
     tokens = sum(s["generated_tokens"] for s in stats)
     return {"samples": len(results), "pairs": sum(s["pairs"] for s in stats),
             "samples_with_pairs": sum(s["pairs"] > 0 for s in stats),
+            "golds_unreachable": sum(not s["gold_reachable"] for s in stats),
+            "max_depth": max(s["max_depth"] for s in stats) if stats else None,
+            "max_step_tokens": max(s["max_step_tokens"] for s in stats) if stats else None,
             "samples_solved_by_policy": sum(s["solved_by_policy"] for s in stats),
             "nodes": sum(s["nodes"] for s in stats), "simulations": simulations,
             "generated_tokens": tokens, "search_seconds": round(seconds, 2),
@@ -766,8 +799,14 @@ def parse_args(argv=None):
                         help="search only the first (hardest) N samples of --samples; 0 = all")
     budget.add_argument("--simulations", type=int, default=12, help="simulations per sample")
     budget.add_argument("--k", type=int, default=3, help="candidate steps sampled per expansion")
-    budget.add_argument("--max-depth", type=int, default=8, help="steps in an answer; deeper is terminal")
-    budget.add_argument("--max-step-tokens", type=int, default=48, help="tokens in a step; longer is terminal")
+    budget.add_argument("--max-depth", type=int, default=8,
+                        help="steps in an answer, deeper is terminal; raised per sample to its gold's step count")
+    budget.add_argument("--max-step-tokens", type=int, default=48,
+                        help="tokens in a sampled step, longer is terminal; raised per sample to fit its gold's "
+                             "longest step")
+    budget.add_argument("--fixed-limits", action="store_true",
+                        help="keep --max-depth and --max-step-tokens for every sample, even where the gold answer "
+                             "then lies out of reach (counted as golds_unreachable)")
     sampling = parser.add_argument_group("sampling (expansion and roll-out)")
     sampling.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     sampling.add_argument("--top-k", type=int, default=50, help="keep the k most likely tokens (0: all)")
@@ -810,19 +849,25 @@ def batches_of(samples, size):
 
 
 def search_batch(model, tokenizer, batch, template, args, eot_id):
-    """Search every sample of a batch in lockstep; returns (trees, generated tokens, seconds)."""
+    """Search every sample of a batch in lockstep; returns (trees, each sample's limits and gold
+    steps, generated tokens, seconds)."""
     started = time.perf_counter()
     # seeded per sample: a sample's draws do not depend on its batch, its rank or a resume
     generators = [torch.Generator().manual_seed(zlib.crc32(f"{args.seed}:{s['id']}".encode())) for s in batch]
+    names = [[t["name"] for t in tools_from_system(s["system"]) or []] for s in batch]
+    golds = [gold_step_list(tokenizer, s, eot_id, n) for s, n in zip(batch, names)]
+    limits = [search_limits(gold, args.max_depth, args.max_step_tokens, args.fixed_limits) for gold in golds]
     policy = ModelPolicy(model, tokenizer, batch, template, eot_id=eot_id, generators=generators,
                          sampling={"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
                                    "min_p": args.min_p},
-                         max_step_tokens=args.max_step_tokens, grade_scores=args.grade_scores)
-    searches = [search(s, gold_step_list(tokenizer, s, eot_id, policy.names[i]), simulations=args.simulations,
-                       k=args.k, max_depth=args.max_depth, c=args.c, gamma=args.gamma, add_gold=not args.no_gold,
-                       weight=args.self_eval_weight) for i, s in enumerate(batch)]
+                         max_step_tokens=[tokens for _, tokens in limits], grade_scores=args.grade_scores)
+    searches = [search(s, gold, simulations=args.simulations, k=args.k, max_depth=depth, c=args.c, gamma=args.gamma,
+                       add_gold=not args.no_gold, weight=args.self_eval_weight)
+                for s, gold, (depth, _) in zip(batch, golds, limits)]
     trees = run_lockstep(searches, policy)
-    return trees, policy.generated_tokens, time.perf_counter() - started
+    reach = [{"max_depth": depth, "max_step_tokens": tokens, "gold_steps": len(gold),
+              "gold_reachable": gold_reachable(gold, depth, tokens)} for gold, (depth, tokens) in zip(golds, limits)]
+    return trees, reach, policy.generated_tokens, time.perf_counter() - started
 
 
 def main(argv=None):
@@ -872,12 +917,13 @@ def main(argv=None):
         n_pairs = 0
         with tqdm(total=sum(map(len, todo)), desc="mcts", unit="sample", disable=not distributed.is_main()) as bar:
             for batch in todo:
-                trees, tokens, seconds = search_batch(model, tokenizer, batch, template, args, eot_id)
+                trees, reach, tokens, seconds = search_batch(model, tokenizer, batch, template, args, eot_id)
                 rows = []
-                for sample, tree in zip(batch, trees):
+                for sample, tree, limits in zip(batch, trees, reach):
                     pairs = preference_pairs(tree, sample, args.pair_gap, args.outcome_margin, args.pairs_per_node)
                     # the batch's time and tokens are shared out evenly: the trees grew together
-                    stats = tree_stats(tree, pairs, seconds / len(batch), tokens / len(batch), args.simulations)
+                    stats = {**tree_stats(tree, pairs, seconds / len(batch), tokens / len(batch), args.simulations),
+                             **limits}
                     atomic_write_json(tree_path(trees_dir, sample["id"]),
                                       {"sample_id": sample["id"], "gold": sample["answer"], "stats": stats,
                                        "nodes": tree})
@@ -896,7 +942,7 @@ def main(argv=None):
         results = [done[s["id"]] for s in samples]
         pairs = [pair for r in results for pair in r["pairs"]]
         stats = {**summary(results), "settings": settings}
-        report = audit(pairs)
+        report = {**audit(pairs), "golds_unreachable": stats["golds_unreachable"]}
         atomic_write_json(out.with_name("mcts_stats.json"), stats)
         atomic_write_json(out.with_name("pairs_audit.json"), report)
         atomic_write_text(out.with_name("pairs_audit.md"), audit_markdown(report, pairs))
@@ -904,6 +950,7 @@ def main(argv=None):
         for path in partial_paths(out.parent):
             path.unlink()
         print(f"{stats['pairs']} pairs from {stats['samples']} samples ({stats['samples_with_pairs']} with pairs, "
+              f"{stats['golds_unreachable']} golds out of reach, "
               f"{stats['samples_solved_by_policy']} solved by the policy's own steps; decisive {report['decisive']}, "
               f"malformed chosen {report['chosen_malformed']}); {stats['simulations_per_s']} simulations/s, "
               f"{stats['generated_tokens_per_s']} generated tokens/s -> {out}")

@@ -414,10 +414,10 @@ def test_a_sample_grows_the_same_tree_in_any_batch(tiny_fp32, tiny_tokenizer, sy
     template = mcts.load_eval_template(mcts.EVAL_PROMPT)
     samples = synthetic_samples[:3]
     args = search_args()
-    together, tokens, _ = mcts.search_batch(tiny_fp32, tiny_tokenizer, samples, template, args, eot)
+    together, _, tokens, _ = mcts.search_batch(tiny_fp32, tiny_tokenizer, samples, template, args, eot)
     assert tokens > 0
     for sample, tree in zip(samples, together):
-        alone, _, _ = mcts.search_batch(tiny_fp32, tiny_tokenizer, [sample], template, args, eot)
+        alone, _, _, _ = mcts.search_batch(tiny_fp32, tiny_tokenizer, [sample], template, args, eot)
         assert comparable(alone[0]) == comparable(tree)
         assert len(tree) > 3
 
@@ -430,7 +430,7 @@ def test_sampled_steps_are_the_models_own_tokens_cut_at_step_boundaries(tiny_fp3
     eot = modeling.end_of_turn_id(tiny_tokenizer)
     template = mcts.load_eval_template(mcts.EVAL_PROMPT)
     args = search_args(simulations=6, max_step_tokens=16)
-    trees, _, _ = mcts.search_batch(tiny_fp32, tiny_tokenizer, synthetic_samples[3:6], template, args, eot)
+    trees, _, _, _ = mcts.search_batch(tiny_fp32, tiny_tokenizer, synthetic_samples[3:6], template, args, eot)
     checked = 0
     for tree in trees:
         for node in tree[1:]:
@@ -453,7 +453,7 @@ def test_priors_and_grades_equal_a_plain_forward(tiny_fp32, tiny_tokenizer, synt
     policy = mcts.ModelPolicy(tiny_fp32, tiny_tokenizer, [sample, synthetic_samples[0]], template, eot_id=eot,
                               generators=[torch.Generator(), torch.Generator()],
                               sampling={"temperature": 1.0, "top_k": 50, "top_p": 0.95, "min_p": 0.0},
-                              max_step_tokens=12, grade_scores=[1.0, 0.1, -1.0, -2.0])
+                              max_step_tokens=[12, 12], grade_scores=[1.0, 0.1, -1.0, -2.0])
     prompt = modeling.encode_prompt(tiny_tokenizer, sample["system"], sample["messages"])
     assert len(prompt) > tiny_fp32.config.sliding_window  # the window layers are exercised too
     steps = mcts.gold_step_list(tiny_tokenizer, sample, eot, [])
@@ -581,10 +581,73 @@ def test_gemma_priors_and_grades_from_forked_caches_equal_a_plain_forward(synthe
     assert len(prompt) > model.config.sliding_window
     policy = mcts.ModelPolicy(model, tokenizer, [sample], template, eot_id=eot, generators=[torch.Generator()],
                               sampling={"temperature": 1.0, "top_k": 50, "top_p": 0.95, "min_p": 0.0},
-                              max_step_tokens=48, grade_scores=[1.0, 0.1, -1.0, -2.0])
+                              max_step_tokens=[48], grade_scores=[1.0, 0.1, -1.0, -2.0])
     steps = mcts.gold_step_list(tokenizer, sample, eot, [])
     [[prior]] = policy.priors_batch([(0, ({"answer_ids": [], "answer": ""}, steps[:1]))])
     ids = prompt + list(steps[0].ids)
     logps = head_logits(plain, decoder_hidden(plain, torch.tensor([ids]))[0]).log_softmax(-1)
     expected = torch.exp(torch.stack([logps[len(prompt) + j - 1, t] for j, t in enumerate(steps[0].ids)]).mean())
     assert prior == pytest.approx(expected.item(), rel=0.1)  # bf16 rounding only
+
+
+# --- the search's limits on real data ------------------------------------------------------------
+
+TOOLACE = REPO.parent / "shared" / "data" / "toolace" / "toolace_sample.json"
+
+
+@pytest.fixture(scope="module")
+def toolace_samples(tmp_path_factory):
+    out = tmp_path_factory.mktemp("toolace") / "toolace.jsonl"
+    subprocess.run([sys.executable, str(REPO / "stages/00_data.py"), "--data", str(TOOLACE), "--skip-bad", "--out",
+                    str(out)], check=True, capture_output=True)
+    from itool import records
+    return [s for r in read_jsonl(out) for s in records.record_samples(r, r["id"])]
+
+
+def test_every_gold_of_the_real_toolace_sample_is_within_reach(toolace_samples, tiny_tokenizer):
+    """Real answers have many sentences and long calls: at the fixed budgets (8 steps of 48 tokens)
+    many golds lie out of reach; the limits raised per sample reach every one."""
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    out_of_reach = 0
+    for sample in toolace_samples:
+        names = [t["name"] for t in mcts.tools_from_system(sample["system"]) or []]
+        gold = mcts.gold_step_list(tiny_tokenizer, sample, eot, names)
+        out_of_reach += not mcts.gold_reachable(gold, *mcts.search_limits(gold, 8, 48, fixed=True))
+        assert mcts.gold_reachable(gold, *mcts.search_limits(gold, 8, 48)), sample["id"]
+    assert len(toolace_samples) > 1000 and out_of_reach > 100
+
+
+def test_a_long_real_gold_is_sampled_whole_and_judged_correct(toolace_samples, tiny_fp32, tiny_tokenizer):
+    """The policy sampling a long gold step token by token (ModelPolicy.advance) finishes the step
+    instead of cutting it short, and the gold path ends in a correct terminal."""
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    template = mcts.load_eval_template(mcts.EVAL_PROMPT)
+    def long_steps(sample):  # more than 8 steps, one of them over 48 tokens
+        gold = mcts.gold_step_list(tiny_tokenizer, sample, eot, [])
+        return len(gold) > 8 and max(len(step.ids) for step in gold) > 48
+
+    sample = next(s for s in toolace_samples if s["kind"] == "text" and long_steps(s))
+    gold = mcts.gold_step_list(tiny_tokenizer, sample, eot, [])
+    depth, step_tokens = mcts.search_limits(gold, 8, 48)
+    assert depth == len(gold) > 8 and step_tokens > 48
+    policy = mcts.ModelPolicy(tiny_fp32, tiny_tokenizer, [sample], template, eot_id=eot, generators=[torch.Generator()],
+                              sampling={"temperature": 1.0, "top_k": 50, "top_p": 0.95, "min_p": 0.0},
+                              max_step_tokens=[step_tokens], grade_scores=[1.0, 0.1, -1.0, -2.0])
+    tree = []
+    node = mcts.add_node(tree, None, Step("", False), depth)
+    for step in gold:
+        state = policy.start_row(node, 1, 0)
+        for token in step.ids:  # the policy "samples" exactly the gold step's tokens
+            policy.advance(state, token, -1.0)
+        if not state["steps"]:  # a sentence's end is seen with the next token: the next step's first
+            policy.advance(state, gold[node["depth"] + 1].ids[0], -1.0)
+        sampled = state["steps"][0]
+        assert not sampled.truncated and sampled.text == step.text, node["depth"]
+        node = mcts.add_node(tree, node, step, depth)
+    assert node["terminal"] and node["ends"] and mcts.outcome(node, sample) == 1
+    # at the fixed budgets the same gold path is cut off at depth 8, unfinished: −1
+    fixed = []
+    node = mcts.add_node(fixed, None, Step("", False), 8)
+    for step in gold[:8]:
+        node = mcts.add_node(fixed, node, step, 8)
+    assert node["terminal"] and not node["ends"] and mcts.outcome(node, sample) == -1
