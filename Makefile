@@ -32,7 +32,7 @@ DPO_LR     ?= 2e-5#           learning rate of stage 06 (paper: 5e-5; at 5e-5 th
 CKPT       ?= base#           what `make eval` scores: base | warmup | iter_K | adapter dir
 LIMIT      ?= 0#              eval items per category (0 = all)
 HELDOUT_LIMIT ?= 0#           held-out split items to score (0 = all)
-YARDSTICK  ?= ../shared/data/toolace/toolace_sample.json#  ToolACE-format data make ladder also scores (never trained on)
+YARDSTICK  ?= eval/data/toolace/toolace_sample.json#  ToolACE-format data make ladder also scores (never trained on)
 YARDSTICK_LIMIT ?= 0#         yardstick items to score (0 = all)
 CATEGORIES ?= all#            eval categories, comma-separated
 SFT_ARGS   ?=#                extra flags for stages/02_sft.py   (e.g. --epochs 2)
@@ -152,7 +152,7 @@ $(D)/iter_$(1)/buffer.jsonl: stages/03_perplexity.py $(SPLIT) $(2) $(LIB_MODEL) 
 
 $(D)/iter_$(1)/hard.jsonl: stages/04_select_hard.py $(D)/iter_$(1)/buffer.jsonl $(SPLIT) $(LIB_DATA) $(CFG_SELECT) $(3)
 	$(PY) stages/04_select_hard.py --buffer $(D)/iter_$(1)/buffer.jsonl --samples $(D)/splits/rl.jsonl \
-		--alpha $(ALPHA) $(if $(filter 1,$(STRATIFY)),--stratify) $(if $(3),--searched $(3)) --out $$@
+		--alpha $(ALPHA) $(if $(filter 1,$(STRATIFY)),--stratify,--no-stratify) $(if $(3),--searched $(3)) --out $$@
 
 $(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py $(PKG)/outcome.py stages/self_eval_prompt.txt $(D)/iter_$(1)/hard.jsonl $(2) $(LIB_MODEL) $(CFG_POLICY) $(CFG_MCTS)
 	$(LAUNCH) stages/05_mcts.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/iter_$(1)/hard.jsonl \
@@ -177,7 +177,7 @@ $(MIXED): stages/02_sft.py $(SPLIT) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
 # make eval CKPT=base|warmup|iter_K|<adapter dir>: BFCL-v3, API-Bank and the run's held-out split ->
 # $(R)/<checkpoint>/. Each benchmark is its own target: an edit to one harness, CATEGORIES or API_BANK
 # reruns only that one.
-API_BANK ?= ../shared/data/api-bank#  API-Bank data dir (level-{1,2}-api.json) or hub id
+API_BANK ?= eval/data/api-bank#  API-Bank data dir (level-{1,2}-api.json) or hub id
 CKPT_NAME := $(notdir $(patsubst %/,%,$(CKPT)))
 CKPT_ADAPTER := $(if $(filter base,$(CKPT)),,$(if $(wildcard $(CKPT)/$(ADAPTER)),$(patsubst %/,%,$(CKPT))/$(ADAPTER),$(C)/$(CKPT)/$(ADAPTER)))
 E := $(R)/$(CKPT_NAME)

@@ -1,7 +1,7 @@
 """API-Bank level 1 and level 2 (make eval): the paper's Table 2.
 
     python eval/api_bank.py --model gemma-3-270m [--adapter DIR] --out DIR \
-        [--data-dir ../shared/data/api-bank | liminghao1630/API-Bank] [--limit N]
+        [--data-dir eval/data/api-bank | liminghao1630/API-Bank] [--limit N]
 
 Data: level-1-api.json (L-1: the APIs are described, call the right one) and level-2-api.json
 (L-2: only ToolSearcher is described; the retrieved API's description comes back as its result)
@@ -56,7 +56,7 @@ def level_file(data_dir, name):
         return Path(hf_hub_download(data_dir, f"test-data/{name}", repo_type="dataset"))
     except Exception as e:  # offline, unknown id: say which input failed and what to pass instead
         sys.exit(f"--data-dir {data_dir}: not a directory, and the dataset hub failed ({type(e).__name__}: {e}); "
-                 f"pass a local copy, e.g. --data-dir ../shared/data/api-bank")
+                 f"pass a local copy, e.g. --data-dir eval/data/api-bank (the repo's own)")
 
 
 def load_level(path, level):

@@ -60,14 +60,18 @@ def load_records(data, samples, seed):
     return load_hub(data)  # a hub id, or a local dataset folder: datasets reads both the same way
 
 
-def main():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="synthetic")
     parser.add_argument("--samples", type=int, default=1500, help="conversations to generate (synthetic only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-bad", action="store_true", help="skip malformed records (counted) instead of failing")
     parser.add_argument("--out", required=True)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main():
+    args = parse_args()
 
     try:
         loaded = load_records(args.data, args.samples, args.seed)

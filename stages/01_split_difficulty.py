@@ -75,14 +75,14 @@ def describe(samples):
     return stats
 
 
-def main():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", required=True, help="toolace.jsonl from stage 00")
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--shares", default="59/15/26",
                         help="warm-up/RL/test percentages of the conversations (the paper's: 90/10/0, no test split)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         shares = [float(x) for x in args.shares.split("/")]
     except ValueError:
@@ -91,7 +91,11 @@ def main():
         parser.error(f"--shares {args.shares!r}: three percentages warm-up/RL/test adding up to 100, the first two "
                      "above 0 (e.g. 59/15/26, or the paper's 90/10/0)")
     args.rl_fraction, args.test_fraction = shares[1] / 100, shares[2] / 100
+    return args
 
+
+def main():
+    args = parse_args()
     try:
         records = read_jsonl(args.records)
         for i, record in enumerate(records):

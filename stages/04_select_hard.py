@@ -2,9 +2,9 @@
 
 The replay buffer (stage 03) gives every RL sample its perplexity under policy K-1; the samples
 the policy finds least likely are the ones it has most to learn from (paper §4.3, α = 20 %).
---stratify ranks call answers and text answers separately and keeps the top ALPHA % of each, as
-the authors' release does, so that the rarer text answers ("no function fits") are not crowded
-out by long call lists.
+--stratify (the default; --no-stratify: the paper's rule) ranks call answers and text answers
+separately and keeps the top ALPHA % of each, as the authors' release does, so that the rarer text
+answers ("no function fits") are not crowded out by long call lists.
 --searched names the hard.jsonl of earlier iterations: samples already searched then rank after
 every sample not yet searched, so each iteration brings the search new gold answers instead of
 repeating the previous one's (the policy rarely solves a hard sample by itself, so a repeated one
@@ -107,8 +107,9 @@ def parse_args(argv=None):
     parser.add_argument("--buffer", required=True, help="buffer.jsonl from stage 03 (id, perplexity, length)")
     parser.add_argument("--samples", required=True, help="the RL split (rl.jsonl) the buffer was computed on")
     parser.add_argument("--alpha", type=float, default=20.0, help="percent of the buffer to keep (paper: 20)")
-    parser.add_argument("--stratify", action="store_true",
-                        help="keep the top ALPHA %% of call answers and of text answers separately")
+    parser.add_argument("--stratify", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep the top ALPHA %% of call answers and of text answers separately "
+                             "(--no-stratify: the top ALPHA %% of all, the paper's rule)")
     parser.add_argument("--searched", nargs="*", default=[], metavar="HARD_JSONL",
                         help="earlier iterations' hard.jsonl: their samples rank after all others")
     parser.add_argument("--out", required=True, help="hard.jsonl; hard_stats.json is written beside it")

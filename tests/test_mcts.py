@@ -592,7 +592,7 @@ def test_gemma_priors_and_grades_from_forked_caches_equal_a_plain_forward(synthe
 
 # --- the search's limits on real data ------------------------------------------------------------
 
-TOOLACE = REPO.parent / "shared" / "data" / "toolace" / "toolace_sample.json"
+TOOLACE = REPO / "eval" / "data" / "toolace" / "toolace_sample.json"
 
 
 @pytest.fixture(scope="module")

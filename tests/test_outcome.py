@@ -79,8 +79,11 @@ def test_text_that_names_a_function_without_calling_it_stays_text(predicted):
 
 
 def test_clean_text_keeps_newlines_and_unicode():
-    assert is_clean("Line one.\n\tLine two: 21 °C in São Paulo 東京")
+    assert is_clean("Line one.\n\tLine two: 21 °C in São Paulo 東京タワー, Привет, a Δv of 9.5 km/s, 5 µm")
     assert not is_clean("<start_of_turn>model")
+    # a run of letters glued from two scripts is the vocabulary's tail, not a word (a checkpoint's answer)
+    assert not is_clean("Here's what I've found: cancelled: true, results: cancelled.𒄯needforthisresult")
+    assert not is_clean("I would like to set the temperature.我可以set home thermostat")  # Han glued to Latin
 
 
 # --- text golds: decline, ask, report, other --------------------------------------------------------

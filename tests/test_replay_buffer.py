@@ -115,7 +115,9 @@ def write_inputs(tmp_path, kinds_and_perplexities):
 
 
 def select(buffer, samples, out, *extra):
-    select_stage.main(["--buffer", str(buffer), "--samples", str(samples), "--out", str(out), *extra])
+    """Stage 04 with the paper's rule (--no-stratify) unless a test asks for --stratify."""
+    stratify = [] if "--stratify" in extra else ["--no-stratify"]
+    select_stage.main(["--buffer", str(buffer), "--samples", str(samples), "--out", str(out), *stratify, *extra])
     return read_jsonl(out)
 
 
@@ -137,6 +139,7 @@ def test_keeps_the_top_alpha_percent_by_perplexity(tmp_path):
 
 def test_stratify_keeps_the_top_of_each_answer_kind(tmp_path):
     buffer, samples = write_inputs(tmp_path, SPREAD)
+    assert select_stage.parse_args(["--buffer", "b", "--samples", "s", "--out", "o"]).stratify  # the default
     hard = select(buffer, samples, tmp_path / "hard.jsonl", "--alpha", "30", "--stratify")
     # 7 call answers -> 3 kept (ceil 2.1), 3 text answers -> 1 kept (ceil 0.9): the text one with 2.0
     assert [s["id"] for s in hard] == ["s1", "s7", "s4", "s2"]

@@ -13,7 +13,7 @@ from itool import records
 from itool.files import read_jsonl
 from itool.toolcalls import parse_answer
 
-SAMPLE = REPO.parent / "shared" / "data" / "toolace" / "toolace_sample.json"
+SAMPLE = REPO / "eval" / "data" / "toolace" / "toolace_sample.json"
 
 HEAD = ("You are an expert in composing functions. You are given a question and a set of possible functions. \n"
         "If none of the function can be used, point it out.\n")

@@ -10,7 +10,7 @@ from conftest import REPO, copy_checkout, make
 from itool.files import read_jsonl
 
 RUN = "toolace"
-SAMPLE = REPO.parent / "shared" / "data" / "toolace" / "toolace_sample.json"
+SAMPLE = REPO / "eval" / "data" / "toolace" / "toolace_sample.json"
 VARS = [f"RUN={RUN}", "MODEL=tiny", f"DATA={SAMPLE}", "SKIP_BAD=1", "SFT_ARGS=--max-steps 3 --batch-size 2",
         "MCTS_ARGS=--max-samples 6 --simulations 2 --k 2", "DPO_ARGS=--epochs 1"]
 

@@ -62,7 +62,7 @@ _TOOLS_DECLINE = re.compile(  # the tools cannot serve the request
 _SELF_DECLINE = re.compile(  # the assistant cannot
     r"\b(?:i|we)(?:'m| am|'re| are)(?: \w+)? (?:unable|not able) to\b"
     r"|\b(?:i|we) (?:\w+ )?(?:can ?not|can't|could ?not|couldn't|won't be able to|have no way to|have no means to)"
-    r"(?! wait\b)(?! help but\b)"
+    r"(?! wait\b)(?! help but\b)(?! find (?!(?:a|an|any|the) (?:\w+ )?(?:function|tool|api)))"
     r"|\b(?:i|we) (?:\w+ )?do(?: not|n't) have (?:[\w-]+ ){0,3}?(?:way|means|ability|access|functions?|tools?|apis?"
     r"|capability|capabilities|option|permission)"
     r"|\bno way (?:for me |for us )?to\b|\bunable to (?:help|assist|do|perform|fulfil|fulfill|complete|process|handle)",
@@ -76,13 +76,16 @@ _DONE = re.compile(  # a claim that the task is done: no decline says it
 _REQUEST = re.compile(
     r"\?|\b(?:please|kindly) (?:provide|specify|give|tell|share|let me know|confirm|send|enter|clarify|indicate|supply)"
     r"|\bcould you\b|\bcan you (?:please )?(?:provide|tell|give|specify|share|confirm)\b|\blet me know\b"
-    r"|\bneed (?:the|to know|more|your)\b|\brequires? (?:the|more|your|additional)\b"
+    r"|\bneeds? (?:the|to know|more|your)\b|\brequires? (?:the|more|your|additional)\b"
     r"|\bmay i (?:know|have|ask)\b|\bi(?:'d| would) need\b", re.I)
 _MISSING = re.compile(  # a required value said to be missing (ToolACE's asks often say only that)
     r"\bmissing\b|\blacks?\b|\blacking\b|\b(?:is|are) required\b|\brequires? (?:the|a|an|your|you)\b"
     r"|\brequired (?:argument|parameter|field|information|value|detail|input)s?\b"
     r"|\bnot (?:been )?(?:provided|specified|given|mentioned|included|supplied)\b"
     r"|\b(?:did ?n[o']t|didn't|do(?:es)? ?n[o']t|don't|doesn't) (?:provide|specify|give|mention|supply)\b", re.I)
+_CLOSING = re.compile(  # an offer to help further closes many answers; it asks for nothing
+    r"\bfeel free\b|\bdon't hesitate\b|\bdo not hesitate\b|\blet me know if\b"
+    r"|\bif you (?:have|need|want|would like|'d like)\b", re.I)
 _FAILURE = re.compile(
     r"\b(?:could ?n[o']t|couldn't|can ?not|can't|failed|fails|failure|unable|not able|wasn't able|error|unsuccessful)\b",
     re.I)
@@ -104,10 +107,31 @@ def tool_names(system):
 
 def is_clean(text):
     """Text an answer can contain: no control characters (but newlines and tabs), no undecodable
-    bytes (U+FFFD), no unassigned or private-use characters, no special-token strings."""
+    bytes (U+FFFD), no unassigned or private-use characters, no special-token strings, and no
+    run of letters glued together from two scripts ("𒄯needforthisresult": the tail of a 262k
+    vocabulary, never a word of any language)."""
     if "\ufffd" in text or _SPECIAL.search(text):
         return False
-    return all(ch in "\n\t\r" or unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn") for ch in text)
+    if not all(ch in "\n\t\r" or unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn") for ch in text):
+        return False
+    # runs of letters; Greek letters stand in Latin words as symbols ("Δv", "µm")
+    return not any(len(scripts(word) - {"GREEK"}) > 1 for word in re.findall(r"[^\W\d_]+", text))
+
+
+_EAST_ASIAN = {"CJK", "HIRAGANA", "KATAKANA", "HANGUL", "HALFWIDTH", "FULLWIDTH", "IDEOGRAPHIC"}
+
+
+def scripts(word):
+    """The scripts of a word's letters, by the first word of their Unicode names (the East Asian
+    scripts, which mix within a word, as one)."""
+    found = set()
+    for ch in word:
+        if unicodedata.category(ch).startswith("L") and ord(ch) > 0x24F:  # Latin letters and their accents: Latin
+            script = unicodedata.name(ch, "UNKNOWN").split()[0].split("-")[0]
+            found.add("CJK" if script in _EAST_ASIAN else script)
+        elif ch.isalpha():
+            found.add("LATIN")
+    return found
 
 
 def answer_kind(text, names=()):
@@ -158,6 +182,18 @@ def _plain(text):
     return text.replace("\u2019", "'").replace("\u2018", "'")
 
 
+def sentences(text):
+    """`text` cut after each sentence's end and at line breaks (a list item is a sentence)."""
+    return [part for part in re.split(r"(?<=[.!?])\s+|\n+", text) if part.strip()]
+
+
+def asked_parameters(text, keys):
+    """The parameters `text` asks for or says are missing: those named in a sentence that asks
+    (not a closing offer of more help) or says a value is missing."""
+    return {param for part in sentences(_plain(text)) if not _CLOSING.search(part)
+            and (_REQUEST.search(part) or _MISSING.search(part)) for param in named_parameters(part, keys)}
+
+
 def declines(text):
     """Whether `text` says that the request cannot be served (and does not claim it was)."""
     text = _plain(text)
@@ -174,8 +210,8 @@ def intent(text, messages, tools):
     done = _DONE.search(text) is not None
     if _TOOLS_DECLINE.search(text) and not done:
         return "decline"
-    requests = _REQUEST.search(text) is not None
-    if (requests or _MISSING.search(text)) and named_parameters(text, parameter_keys(tools)):
+    requests = any(_REQUEST.search(part) for part in sentences(text) if not _CLOSING.search(part))
+    if asked_parameters(text, parameter_keys(tools)):
         return "ask"
     if _SELF_DECLINE.search(text) and not done:
         return "decline"
@@ -225,12 +261,8 @@ def stated(facts, text):
     text = " ".join(_plain(text).replace("_", " ").split())
     lowered = text.lower()
     mentions = {}
-    for match in _NUMBER.finditer(text):
-        try:
-            value = float(match.group().replace(",", ""))
-        except ValueError:
-            continue
-        mentions.setdefault(value, []).append(match.start())
+    for value, start in _number_mentions(text):
+        mentions.setdefault(value, []).append(start)
     found = {}
     for f in facts:
         if isinstance(f, float):
@@ -260,8 +292,39 @@ def content_recall(predicted, gold):
     return len(words & content_words(predicted)) / len(words)
 
 
+def unsupported(predicted, messages, gold):
+    """What a report states that neither the exchange it answers (the last user turn, the calls
+    and their results) nor the gold holds: numbers (list markers aside) and capitalised words
+    inside a sentence ("matches 18" from an earlier search, "For Nigeria: 182.5 cups" from an
+    earlier request). A report restates; it has no source for anything else."""
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=0)
+    source = " ".join([gold] + [m["content"] for m in messages[last_user:]])
+    source_numbers = {value for value, _ in _number_mentions(source)}
+    text = re.sub(r"(?m)^\s*\d+[.)]\s", " ", _plain(predicted))  # "1. ", "2) ": list markers
+    extra = [value for value, _ in _number_mentions(text) if value not in source_numbers]
+    words = set(_words(source))
+    for part in sentences(text):
+        for word in re.findall(r"(?<=\s)[A-Z][A-Za-z]{2,}\b", part.strip()):  # not the sentence's first word
+            if word.lower() not in words:
+                extra.append(word)
+    return extra
+
+
+def _number_mentions(text):
+    """(value, start) of every number in `text`."""
+    found = []
+    for match in _NUMBER.finditer(text):
+        try:
+            found.append((float(match.group().replace(",", "")), match.start()))
+        except ValueError:
+            pass
+    return found
+
+
 def first_sentence(text):
-    return re.split(r"(?<=[.!?])\s+|\n", text.strip(), maxsplit=1)[0]
+    """The gold's first sentence with three content words or more ("Sure!" says nothing), else
+    the whole text."""
+    return next((part for part in sentences(text) if len(content_words(part)) >= 3), text)
 
 
 def text_matches(predicted, gold, messages, tools):
@@ -273,16 +336,18 @@ def text_matches(predicted, gold, messages, tools):
         return True
     if job == "ask":
         keys = parameter_keys(tools)
-        named = named_parameters(gold, keys)
+        named = asked_parameters(gold, keys)
         # a gold that also names the values the user gave ("`hls_url` (provided), `output_format`
         # (missing)") asks only for the others
         given = named_parameters(" ".join(m["content"] for m in messages if m["role"] == "user"), keys)
         asked = (named - given) or named
         if asked:
-            return asked <= named_parameters(predicted, keys)
+            return asked <= asked_parameters(predicted, keys)
     if job == "report":
         if (_FAILURE.search(_plain(predicted)) is None) != (_FAILURE.search(_plain(gold)) is None):
             return False  # one says the call failed, the other does not
+        if unsupported(predicted, messages, gold):
+            return False  # a value or a name that neither the dialogue nor the gold holds
         facts = stated(tool_facts(messages), gold)
         if facts:
             said = stated(list(facts), predicted)
