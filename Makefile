@@ -87,7 +87,7 @@ help:
 	@echo
 	@echo "Targets:"
 	@echo "  setup      virtualenv in .venv with everything installed (CPU or CUDA torch, see README)"
-	@echo "  test       fast test suite (tiny random model; ~3 min on 2 cores)"
+	@echo "  test       fast test suite (tiny random model; ~6 min on 2 cores)"
 	@echo "  test-slow  tests that load Gemma 3 270M, and the quick benchmark with TRL (CI runs it too)"
 	@echo "  data       $(D)/toolace.jsonl from DATA"
 	@echo "  split      $(D)/splits/{easy,medium,hard,rl}.jsonl + stats.json"
@@ -136,7 +136,7 @@ $(D)/toolace.jsonl: stages/00_data.py $(LIB_SYNTHETIC) $(LIB_DATA) $(CFG_DATA) $
 SPLIT := $(D)/splits/stats.json
 split: $(SPLIT)
 $(SPLIT): stages/01_split_difficulty.py $(D)/toolace.jsonl $(LIB_DATA) $(CFG_SPLIT)
-	$(PY) stages/01_split_difficulty.py --records $(D)/toolace.jsonl --out-dir $(D)/splits --seed $(SEED) --shares $(SHARES)
+	$(PY) stages/01_split_difficulty.py --records $(D)/toolace.jsonl --out $(D)/splits --seed $(SEED) --shares $(SHARES)
 
 # --- warm-up SFT (iteration-0 policy) ---------------------------------------------------------------
 warmup: $(WARMUP)

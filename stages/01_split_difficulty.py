@@ -78,7 +78,7 @@ def describe(samples):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", required=True, help="toolace.jsonl from stage 00")
-    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--out", required=True, help="folder of the split files (splits/)")
     parser.add_argument("--shares", default="59/15/26",
                         help="warm-up/RL/test percentages of the conversations (the paper's: 90/10/0, no test split)")
     parser.add_argument("--seed", type=int, default=0)
@@ -110,7 +110,7 @@ def main():
         (rl if record["id"] in rl_ids else test if record["id"] in test_ids else warmup).extend(samples)
     thirds = difficulty_thirds(warmup)
 
-    out = Path(args.out_dir)
+    out = Path(args.out)
     for level, samples in thirds.items():
         write_jsonl(out / f"{level}.jsonl", samples)
     write_jsonl(out / "rl.jsonl", rl)

@@ -19,7 +19,7 @@ def split_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("split")
     out = run_stage("00_data.py", "--data", "synthetic", "--samples", 300, "--seed", 3, "--out", tmp / "toolace.jsonl")
     assert out.returncode == 0, out.stderr
-    out = run_stage("01_split_difficulty.py", "--records", tmp / "toolace.jsonl", "--out-dir", tmp / "splits", "--seed", 3)
+    out = run_stage("01_split_difficulty.py", "--records", tmp / "toolace.jsonl", "--out", tmp / "splits", "--seed", 3)
     assert out.returncode == 0, out.stderr
     return tmp / "splits"
 
@@ -71,8 +71,8 @@ def test_difficulty_is_the_mean_of_criterion_ranks():
 
 
 def test_split_is_seeded(tmp_path, split_dir):
-    run_stage("01_split_difficulty.py", "--records", split_dir.parent / "toolace.jsonl", "--out-dir", tmp_path / "a", "--seed", 3)
-    run_stage("01_split_difficulty.py", "--records", split_dir.parent / "toolace.jsonl", "--out-dir", tmp_path / "b", "--seed", 4)
+    run_stage("01_split_difficulty.py", "--records", split_dir.parent / "toolace.jsonl", "--out", tmp_path / "a", "--seed", 3)
+    run_stage("01_split_difficulty.py", "--records", split_dir.parent / "toolace.jsonl", "--out", tmp_path / "b", "--seed", 4)
     same = (tmp_path / "a" / "rl.jsonl").read_text() == (split_dir / "rl.jsonl").read_text()
     different = (tmp_path / "b" / "rl.jsonl").read_text() != (split_dir / "rl.jsonl").read_text()
     assert same and different
@@ -127,7 +127,7 @@ def test_skip_bad_counts_what_it_skips(tmp_path):
 def test_too_few_conversations_is_a_clear_error(tmp_path):
     files.write_jsonl(tmp_path / "toolace.jsonl",
                       [{"id": f"r{i}", **r} for i, r in enumerate(synthetic.generate(3, seed=0))])
-    out = run_stage("01_split_difficulty.py", "--records", tmp_path / "toolace.jsonl", "--out-dir", tmp_path / "splits")
+    out = run_stage("01_split_difficulty.py", "--records", tmp_path / "toolace.jsonl", "--out", tmp_path / "splits")
     assert out.returncode != 0 and "too few" in out.stderr
     assert not (tmp_path / "splits").exists()
 

@@ -17,7 +17,7 @@ def make_defaults():
     return found
 
 
-REQUIRED = {"00_data.py": ["--out", "x"], "01_split_difficulty.py": ["--records", "x", "--out-dir", "x"],
+REQUIRED = {"00_data.py": ["--out", "x"], "01_split_difficulty.py": ["--records", "x", "--out", "x"],
             "02_sft.py": ["--splits-dir", "x", "--out", "x"], "03_perplexity.py": ["--samples", "x", "--out", "x"],
             "04_select_hard.py": ["--buffer", "x", "--samples", "x", "--out", "x"],
             "05_mcts.py": ["--samples", "x", "--out", "x", "--trees-dir", "x"], "06_dpo.py": ["--pairs", "x", "--out", "x"]}

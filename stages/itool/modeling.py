@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -190,12 +191,16 @@ def load_model(model_dir, *, adapter=None, trainable=False, qlora=False, device=
     if qlora and trainable:  # gradient checkpointing, where wanted, is training.trainable_model's
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model.config.use_cache = not trainable
-    if adapter is not None:
-        model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
-    elif trainable:
-        config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules="all-linear",
-                            task_type="CAUSAL_LM")
-        model = get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # peft 0.21 asks the model `is_gradient_checkpointing`, which transformers 5 deprecates for
+        # `is_activation_checkpointing`: peft's call, not ours, which every stage would print
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        if adapter is not None:
+            model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
+        elif trainable:
+            config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules="all-linear",
+                                task_type="CAUSAL_LM")
+            model = get_peft_model(model, config)
     if not trainable:
         model.eval()
         model.requires_grad_(False)

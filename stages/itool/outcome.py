@@ -62,7 +62,7 @@ _TOOLS_DECLINE = re.compile(  # the tools cannot serve the request
 _SELF_DECLINE = re.compile(  # the assistant cannot
     r"\b(?:i|we)(?:'m| am|'re| are)(?: \w+)? (?:unable|not able) to\b"
     r"|\b(?:i|we) (?:\w+ )?(?:can ?not|can't|could ?not|couldn't|won't be able to|have no way to|have no means to)"
-    r"(?! wait\b)(?! help but\b)(?! find (?!(?:a|an|any|the) (?:\w+ )?(?:function|tool|api)))"
+    r"(?! wait\b)(?! help (?:but|it)\b)(?! find (?!(?:a|an|any|the) (?:\w+ )?(?:function|tool|api)))"
     r"|\b(?:i|we) (?:\w+ )?do(?: not|n't) have (?:[\w-]+ ){0,3}?(?:way|means|ability|access|functions?|tools?|apis?"
     r"|capability|capabilities|option|permission)"
     r"|\bno way (?:for me |for us )?to\b|\bunable to (?:help|assist|do|perform|fulfil|fulfill|complete|process|handle)",
@@ -192,12 +192,6 @@ def asked_parameters(text, keys):
     (not a closing offer of more help) or says a value is missing."""
     return {param for part in sentences(_plain(text)) if not _CLOSING.search(part)
             and (_REQUEST.search(part) or _MISSING.search(part)) for param in named_parameters(part, keys)}
-
-
-def declines(text):
-    """Whether `text` says that the request cannot be served (and does not claim it was)."""
-    text = _plain(text)
-    return bool(_TOOLS_DECLINE.search(text) or _SELF_DECLINE.search(text)) and not _DONE.search(text)
 
 
 def intent(text, messages, tools):
