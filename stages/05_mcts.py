@@ -849,8 +849,8 @@ def batches_of(samples, size):
 
 
 def search_batch(model, tokenizer, batch, template, args, eot_id):
-    """Search every sample of a batch in lockstep; returns (trees, each sample's limits and gold
-    steps, generated tokens, seconds)."""
+    """Search every sample of a batch in lockstep; returns (trees, each sample's limits and whether
+    its gold is within them, generated tokens, seconds)."""
     started = time.perf_counter()
     # seeded per sample: a sample's draws do not depend on its batch, its rank or a resume
     generators = [torch.Generator().manual_seed(zlib.crc32(f"{args.seed}:{s['id']}".encode())) for s in batch]
