@@ -22,6 +22,7 @@ NGPU       ?= 1#              >1 runs stages under torchrun (NCCL on GPUs, gloo 
 QLORA      ?= auto#           auto: 4-bit NF4 on CUDA, bf16 LoRA on CPU; 1 or 0 forces it
 LR         ?= 5e-5#           warm-up SFT learning rate (paper)
 CURRICULUM ?= easy2hard#      easy2hard | mixed (paper Fig. 4 ablation)
+THIRDS     ?= by-kind#        by-kind: call and text answers cut into thirds apart, same mix in each; all: ranked together (paper)
 ALPHA      ?= 20#             % of the replay buffer kept as hard samples
 STRATIFY   ?= 1#              1: the top ALPHA % of call and of text answers separately; 0: of all (paper)
 FRESH      ?= 1#              1: samples searched in earlier iterations rank after all others; 0: never (paper)
@@ -39,7 +40,7 @@ SFT_ARGS   ?=#                extra flags for stages/02_sft.py   (e.g. --epochs 
 MCTS_ARGS  ?=#                extra flags for stages/05_mcts.py  (e.g. --simulations 8)
 DPO_ARGS   ?=#                extra flags for stages/06_dpo.py
 EVAL_ARGS  ?=#                extra flags for eval/bfcl.py and eval/api_bank.py
-BENCH_ARGS ?=#                extra flags for eval/bench.py
+BENCH_ARGS ?=#                extra flags for bench/bench.py
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -62,7 +63,7 @@ config = $(shell mkdir -p $(D)/.config && f=$(D)/.config/$(1) && \
 	[ "$$(cat $$f 2>/dev/null)" = '$(strip $(2))' ] || printf '%s\n' '$(strip $(2))' > $$f)$(D)/.config/$(1)
 
 CFG_DATA   := $(call config,data,DATA=$(DATA) SAMPLES=$(SAMPLES) SEED=$(SEED) SKIP_BAD=$(SKIP_BAD))
-CFG_SPLIT  := $(call config,split,SEED=$(SEED) SHARES=$(SHARES))
+CFG_SPLIT  := $(call config,split,SEED=$(SEED) SHARES=$(SHARES) THIRDS=$(THIRDS))
 CFG_POLICY := $(call config,policy,MODEL=$(MODEL) QLORA=$(QLORA))
 CFG_SFT    := $(call config,sft,LR=$(LR) CURRICULUM=$(CURRICULUM) SEED=$(SEED) $(SFT_ARGS))
 CFG_SELECT := $(call config,select,ALPHA=$(ALPHA) STRATIFY=$(STRATIFY) FRESH=$(FRESH))
@@ -74,6 +75,7 @@ PKG       := stages/itool
 LIB_DATA  := $(PKG)/records.py $(PKG)/files.py $(PKG)/toolcalls.py $(PKG)/steps.py
 LIB_MODEL := $(LIB_DATA) $(PKG)/modeling.py $(PKG)/logprobs.py $(PKG)/distributed.py $(PKG)/generation.py
 LIB_TRAIN := $(LIB_MODEL) $(PKG)/training.py
+LIB_DPO   := $(LIB_TRAIN) $(PKG)/losses.py $(PKG)/pairs.py
 LIB_SYNTHETIC := $(PKG)/synthetic.py $(PKG)/synthetic_catalogue.txt
 
 WARMUP := $(C)/warmup/$(ADAPTER)
@@ -130,13 +132,13 @@ test-slow: $(VENV)/.installed  # TRL too: the slow bench test runs the TRL peers
 # --- data -----------------------------------------------------------------------------------------
 data: $(D)/toolace.jsonl
 $(D)/toolace.jsonl: stages/00_data.py $(LIB_SYNTHETIC) $(LIB_DATA) $(CFG_DATA) $(wildcard $(DATA))
-	$(PY) stages/00_data.py --data $(DATA) --samples $(SAMPLES) --seed $(SEED) $(if $(filter 1,$(SKIP_BAD)),--skip-bad) --out $@
+	$(PY) stages/00_data.py --data $(DATA) --conversations $(SAMPLES) --seed $(SEED) $(if $(filter 1,$(SKIP_BAD)),--skip-bad) --out $@
 
 # The split writes easy/medium/hard/rl.jsonl, then stats.json last: stats.json stands for all five.
 SPLIT := $(D)/splits/stats.json
 split: $(SPLIT)
 $(SPLIT): stages/01_split_difficulty.py $(D)/toolace.jsonl $(LIB_DATA) $(CFG_SPLIT)
-	$(PY) stages/01_split_difficulty.py --records $(D)/toolace.jsonl --out $(D)/splits --seed $(SEED) --shares $(SHARES)
+	$(PY) stages/01_split_difficulty.py --records $(D)/toolace.jsonl --out $(D)/splits --seed $(SEED) --shares $(SHARES) --thirds $(THIRDS)
 
 # --- warm-up SFT (iteration-0 policy) ---------------------------------------------------------------
 warmup: $(WARMUP)
@@ -147,18 +149,18 @@ $(WARMUP): stages/02_sft.py $(SPLIT) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
 # --- iteration K: 03 replay buffer -> 04 hard samples -> 05 MCTS pairs -> 06 DPO ---------------------
 # $(1) = K, $(2) = adapter file of policy K-1, $(3) = hard.jsonl of iterations 1..K-1 (FRESH=1)
 define iteration
-$(D)/iter_$(1)/buffer.jsonl: stages/03_perplexity.py $(SPLIT) $(2) $(LIB_MODEL) $(CFG_POLICY)
+$(D)/iter_$(1)/buffer.jsonl: stages/03_perplexity.py $(SPLIT) $(2) $(LIB_TRAIN) $(CFG_POLICY)
 	$(LAUNCH) stages/03_perplexity.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/splits/rl.jsonl --out $$@
 
 $(D)/iter_$(1)/hard.jsonl: stages/04_select_hard.py $(D)/iter_$(1)/buffer.jsonl $(SPLIT) $(LIB_DATA) $(CFG_SELECT) $(3)
 	$(PY) stages/04_select_hard.py --buffer $(D)/iter_$(1)/buffer.jsonl --samples $(D)/splits/rl.jsonl \
 		--alpha $(ALPHA) $(if $(filter 1,$(STRATIFY)),--stratify,--no-stratify) $(if $(3),--searched $(3)) --out $$@
 
-$(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py $(PKG)/outcome.py stages/self_eval_prompt.txt $(D)/iter_$(1)/hard.jsonl $(2) $(LIB_MODEL) $(CFG_POLICY) $(CFG_MCTS)
+$(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py $(PKG)/search.py $(PKG)/outcome.py stages/self_eval_prompt.txt $(D)/iter_$(1)/hard.jsonl $(2) $(LIB_MODEL) $(CFG_POLICY) $(CFG_MCTS)
 	$(LAUNCH) stages/05_mcts.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/iter_$(1)/hard.jsonl \
 		--out $$@ --trees-dir $(D)/iter_$(1)/trees --seed $(SEED) $(MCTS_ARGS)
 
-$(C)/iter_$(1)/$(ADAPTER): stages/06_dpo.py $(D)/iter_$(1)/pairs.jsonl $(2) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_DPO)
+$(C)/iter_$(1)/$(ADAPTER): stages/06_dpo.py $(D)/iter_$(1)/pairs.jsonl $(2) $(LIB_DPO) $(CFG_POLICY) $(CFG_DPO)
 	$(LAUNCH) stages/06_dpo.py $(MODEL_FLAGS) --adapter $(dir $(2)) --pairs $(D)/iter_$(1)/pairs.jsonl \
 		--out $(C)/iter_$(1) --loss $(LOSS) $(if $(BETA),--beta $(BETA)) $(if $(NLL),--nll-weight $(NLL)) --lr $(DPO_LR) --seed $(SEED) $(DPO_ARGS)
 endef
@@ -226,7 +228,7 @@ ladder: $(foreach ck,$(filter-out base,$(LADDER)),$(C)/$(ck)/$(ADAPTER))
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/pip install -q -r requirements-bench.txt
-	$(PY) eval/bench.py --out eval/results/bench $(BENCH_ARGS)
+	$(PY) bench/bench.py --out eval/results/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(D) $(C) $(R)

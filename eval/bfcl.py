@@ -523,7 +523,7 @@ def answerer(generate, args):
                 for entry_id, turns in run_dialogues(entries, category, generate, args.max_steps, budget, status):
                     yield [by_id[entry_id]], [turns]
             else:
-                yield from common.in_chunks(entries, generate, budget, args.batch_size, prompt=single_turn_prompt)
+                yield from common.in_chunks(entries, generate, budget, args.pool_size, prompt=single_turn_prompt)
     return answer
 
 

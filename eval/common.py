@@ -35,41 +35,37 @@ GROUP_KEYS = ("category", "level")
 def add_checkpoint_flags(parser):
     """The flags naming what a harness scores, how, and where its results go (the arguments of
     load_generator)."""
-    parser.add_argument("--model", default="gemma-3-270m", help="base model: gemma-3-270m | tiny | dir | hub id")
-    parser.add_argument("--adapter", default=None, help="LoRA adapter directory (none: the base model)")
-    parser.add_argument("--qlora", default="auto", help="auto (4-bit on CUDA) | 1 | 0, as in training")
+    from itool import modeling
+
+    modeling.add_model_flags(parser, adapter_help="LoRA adapter directory (none: the base model)")
     parser.add_argument("--out", required=True, help="output directory, e.g. eval/results/default/base")
     parser.add_argument("--generator", choices=("fast", "reference"), default="fast",
                         help="reference: transformers' model.generate with the adapter unmerged (make bench's peer)")
-    parser.add_argument("--batch-size", type=int, default=64, help="rows decoded together (a pool new prompts join)")
+    parser.add_argument("--pool-size", type=int, default=64, help="rows decoded together (a pool new prompts join)")
 
 
 def load_generator(args):
     """`generate(prompts, max_new_tokens) -> texts` for the checkpoint the flags name (the base
-    --model with the LoRA --adapter, if any), greedy and in pools of --batch-size rows (see
+    --model with the LoRA --adapter, if any), greedy and in pools of --pool-size rows (see
     make_generator). The adapter is merged into the weights on a bf16 base (a 4-bit base keeps it
     unmerged), except with --generator reference, which keeps the path this replaced: the
     benchmark's peer."""
     from itool import distributed, modeling
 
-    if args.adapter is not None and not (Path(args.adapter) / "adapter_model.safetensors").is_file():
-        sys.exit(f"--adapter {args.adapter}: no adapter_model.safetensors there (has the stage that writes it run?)")
     reference = args.generator == "reference"
-    device = distributed.local_device()
-    model_dir = modeling.resolve_model(args.model)
-    tokenizer = modeling.load_tokenizer(model_dir)
-    qlora = modeling.use_qlora(args.qlora, device)
-    model = modeling.load_model(model_dir, adapter=args.adapter, device=device, qlora=qlora, merge=not reference)
-    return make_generator(model, tokenizer, args.batch_size, reference)
+    try:
+        tokenizer, model = modeling.load_policy(args, distributed.local_device(), merge=not reference)
+    except FileNotFoundError as e:
+        sys.exit(f"error: {e}")
+    return make_generator(model, tokenizer, args.pool_size, reference)
 
 
 def stop_ids(tokenizer):
-    """The turn ends at <end_of_turn>; a base model that never learnt the turn format may instead
-    open a new turn or end the document, which ends its answer just as well."""
-    from itool import modeling
+    """Where an answer ends: generation.stop_ids, the one rule of greedy evaluation and of the
+    search's sampling."""
+    from itool import generation
 
-    return {modeling.end_of_turn_id(tokenizer), tokenizer.eos_token_id,
-            tokenizer.convert_tokens_to_ids("<start_of_turn>")} - {None, tokenizer.unk_token_id}
+    return generation.stop_ids(tokenizer)
 
 
 def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None):
@@ -140,7 +136,7 @@ def evaluate(name, items, generate, args, *, judge, summarise, markdown, answer=
     out = Path(args.out)
     started = time.time()
     groups = {group(item): {"generation_seconds": 0.0, "generated": 0, "scoring_seconds": 0.0} for item in items}
-    answer = answer or (lambda todo, status: in_chunks(todo, generate, args.max_new_tokens, args.batch_size))
+    answer = answer or (lambda todo, status: in_chunks(todo, generate, args.max_new_tokens, args.pool_size))
     outputs = generate_all(name, items, answer, args, settings or {}, inputs, groups)
     generation_seconds = time.time() - started
     verdicts = []

@@ -48,11 +48,11 @@ def load_hub(dataset_id):
     return [(dict(row), f"{dataset_id}: record {i}") for i, row in enumerate(rows)]
 
 
-def load_records(data, samples, seed):
+def load_records(data, conversations, seed):
     if data == "synthetic":
         from itool import synthetic
 
-        return [(r, f"synthetic: record {i}") for i, r in enumerate(synthetic.generate(samples, seed))]
+        return [(r, f"synthetic: record {i}") for i, r in enumerate(synthetic.generate(conversations, seed))]
     if Path(data).is_file():
         if not data.endswith((".json", ".jsonl")):
             sys.exit(f"DATA={data}: expected a .json or .jsonl file in ToolACE format")
@@ -63,7 +63,7 @@ def load_records(data, samples, seed):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="synthetic")
-    parser.add_argument("--samples", type=int, default=1500, help="conversations to generate (synthetic only)")
+    parser.add_argument("--conversations", type=int, default=1500, help="conversations to generate (synthetic only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-bad", action="store_true", help="skip malformed records (counted) instead of failing")
     parser.add_argument("--out", required=True)
@@ -74,7 +74,7 @@ def main():
     args = parse_args()
 
     try:
-        loaded = load_records(args.data, args.samples, args.seed)
+        loaded = load_records(args.data, args.conversations, args.seed)
     except RecordError as e:
         sys.exit(f"error: {e}")
     kept, skipped = [], []

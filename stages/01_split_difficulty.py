@@ -8,7 +8,9 @@ for a paired interval of a few points. The paper's split is --shares 90/10/0: 90
 RL and no held-out split (it tests on BFCL and API-Bank); test.jsonl is then empty. The test split is never trained on: it is where checkpoints
 are compared (eval/heldout.py). Warm-up samples are ranked on the paper's three difficulty criteria
 (number of candidate tools, string length of the tool list, number of calls in the answer); the
-three ranks are averaged and the order is cut into equal thirds.
+three ranks are averaged and the order is cut into equal thirds. By default (--thirds by-kind) call
+answers and text answers are ranked and cut apart and joined level by level, so that every phase
+holds the same share of text answers; --thirds all ranks them together, as the paper does.
 """
 import argparse
 import json
@@ -65,6 +67,20 @@ def difficulty_thirds(samples):
     return thirds
 
 
+def thirds_by_kind(samples):
+    """difficulty_thirds of the call answers and of the text answers apart, joined level by level:
+    every phase then holds the data's share of text answers. Ranked together, text answers (no calls,
+    often few tools) fill the easy third and the curriculum ends on calls alone, which teaches the
+    warm-up to call where it should decline or ask."""
+    thirds = {level: [] for level in LEVELS}
+    for kind in sorted({s["kind"] for s in samples}):
+        for level, part in difficulty_thirds([s for s in samples if s["kind"] == kind]).items():
+            thirds[level].extend(part)
+    for level in LEVELS:
+        thirds[level].sort(key=lambda s: (s["difficulty"], s["id"]))
+    return thirds
+
+
 def describe(samples):
     stats = {"samples": len(samples), "conversations": len({s["conversation"] for s in samples}),
              "call_answers": sum(s["kind"] == "call" for s in samples)}
@@ -81,6 +97,9 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True, help="folder of the split files (splits/)")
     parser.add_argument("--shares", default="59/15/26",
                         help="warm-up/RL/test percentages of the conversations (the paper's: 90/10/0, no test split)")
+    parser.add_argument("--thirds", choices=("by-kind", "all"), default="by-kind",
+                        help="by-kind: call and text answers ranked apart, so each third has the same mix; "
+                             "all: every sample ranked together (the paper)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
@@ -108,14 +127,14 @@ def main():
     for record in records:
         samples = record_samples(record, record["id"])
         (rl if record["id"] in rl_ids else test if record["id"] in test_ids else warmup).extend(samples)
-    thirds = difficulty_thirds(warmup)
+    thirds = thirds_by_kind(warmup) if args.thirds == "by-kind" else difficulty_thirds(warmup)
 
     out = Path(args.out)
     for level, samples in thirds.items():
         write_jsonl(out / f"{level}.jsonl", samples)
     write_jsonl(out / "rl.jsonl", rl)
     write_jsonl(out / "test.jsonl", test)
-    stats = {"seed": args.seed, "rl_fraction": args.rl_fraction, "test_fraction": args.test_fraction,
+    stats = {"seed": args.seed, "thirds": args.thirds, "rl_fraction": args.rl_fraction, "test_fraction": args.test_fraction,
              **{level: describe(samples) for level, samples in thirds.items()}, "rl": describe(rl)}
     if test:
         stats["test"] = describe(test)

@@ -59,8 +59,7 @@ BUCKET_POOL = 16  # batches per pool that is sorted by length before cutting: li
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="gemma-3-270m", help="gemma-3-270m | tiny | local dir | hub id")
-    parser.add_argument("--qlora", default="auto", help="auto (4-bit on CUDA only) | 1 | 0")
+    modeling.add_model_flags(parser)
     parser.add_argument("--splits-dir", required=True, help="folder with easy.jsonl, medium.jsonl, hard.jsonl (stage 01)")
     parser.add_argument("--out", required=True, help="output folder for the adapters, metrics and training state")
     parser.add_argument("--seed", type=int, default=0)

@@ -16,7 +16,7 @@ Speed. Tool prompts are long and answers short, and Gemma's LM head spans a 262k
     system instructions) are prefilled once and their KV cache forked, and the samples of one
     multi-turn conversation (same tools, same first turns) share their common prefix too
     (47 % of all tokens of the embedded run's RL split are computed once instead of many times);
-  - the remaining suffixes run in right-padded batches of similar length, at most --batch-tokens
+  - the remaining suffixes run in right-padded batches of similar length, at most --micro-batch-tokens
     padded tokens each (no attention mask needed: causal attention never looks right).
 --naive scores one sample at a time with full-vocabulary logits at every position: the benchmark
 baseline (make bench); it gives the same numbers up to bf16 rounding.
@@ -36,23 +36,10 @@ import torch
 from tqdm import tqdm
 from transformers import DynamicCache
 
-from itool import distributed, modeling
+from itool import distributed, modeling, training
 from itool.files import atomic_write_json, read_jsonl, write_jsonl
 from itool.logprobs import cached_hidden, chunked_head_logprobs, common_prefix, fork_cache
 from itool.records import RecordError, check_samples
-
-
-def length_batches(lengths, batch_tokens):
-    """Index lists, longest first, each batch holding at most batch_tokens padded tokens (a
-    sample longer than that gets a batch of its own)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches, batch = [], []
-    for i in order:
-        if batch and (len(batch) + 1) * lengths[batch[0]] > batch_tokens:
-            batches.append(batch)
-            batch = []
-        batch.append(i)
-    return batches + [batch] if batch else batches
 
 
 def plan(encoded, conversations, batch_tokens):
@@ -75,7 +62,7 @@ def plan(encoded, conversations, batch_tokens):
     batches = []
     for shared, members in units:
         lengths = [len(encoded[i][0]) + len(encoded[i][1]) - shared for i in members]
-        batches += [(shared, [members[j] for j in batch]) for batch in length_batches(lengths, batch_tokens)]
+        batches += [(shared, [members[j] for j in batch]) for batch in training.micro_batches(lengths, batch_tokens)]
     return root, batches
 
 
@@ -128,12 +115,10 @@ def naive_logprobs(model, encoded, device, progress):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="gemma-3-270m", help="gemma-3-270m | tiny | local dir | hub id")
-    parser.add_argument("--qlora", default="auto", help="auto (4-bit on CUDA only) | 1 | 0")
-    parser.add_argument("--adapter", help="adapter dir of the policy (default: the bare base model)")
+    modeling.add_model_flags(parser, adapter_help="adapter dir of the policy (default: the bare base model)")
     parser.add_argument("--samples", required=True, help="the RL split, rl.jsonl")
     parser.add_argument("--out", required=True, help="buffer.jsonl")
-    parser.add_argument("--batch-tokens", type=int, default=4096,
+    parser.add_argument("--micro-batch-tokens", type=int, default=4096,
                         help="padded tokens per forward pass (beyond the shared prefixes)")
     parser.add_argument("--naive", action="store_true", help="benchmark baseline: batch 1, full logits")
     return parser.parse_args(argv)
@@ -145,16 +130,11 @@ def main(argv=None):
     try:
         samples = read_jsonl(args.samples)
         check_samples(samples, args.samples)
-        if args.adapter and not (Path(args.adapter) / "adapter_model.safetensors").is_file():
-            raise RecordError(f"no adapter in {args.adapter} (adapter_model.safetensors missing): "
-                              "train the warm-up first (make warmup), or leave --adapter out to score the base model")
+        modeling.check_adapter(args.adapter)
     except (RecordError, OSError) as e:
         sys.exit(f"error: {e}")
 
-    model_dir = modeling.resolve_model(args.model)
-    tokenizer = modeling.load_tokenizer(model_dir)
-    model = modeling.load_model(model_dir, adapter=args.adapter, qlora=modeling.use_qlora(args.qlora, device),
-                                device=device, merge=True)
+    tokenizer, model = modeling.load_policy(args, device)
     eot_id = modeling.end_of_turn_id(tokenizer)
 
     mine = distributed.shard(samples)
@@ -165,7 +145,7 @@ def main(argv=None):
             scores = naive_logprobs(model, encoded, device, progress)
         else:
             conversations = [s.get("conversation", s["id"]) for s in mine]
-            scores = batched_logprobs(model, encoded, conversations, tokenizer.pad_token_id, args.batch_tokens,
+            scores = batched_logprobs(model, encoded, conversations, tokenizer.pad_token_id, args.micro_batch_tokens,
                                       device, progress)
     seconds = time.perf_counter() - start
     rows = [{"id": s["id"], "perplexity": math.exp(-total / n), "length": n} for s, (total, n) in zip(mine, scores)]

@@ -33,6 +33,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """The tiny model's ops are too small for a second thread to help, and on a busy shared machine
+    OpenMP's barriers between two threads slow them down many-fold (used by the test files that
+    run the tiny model in-process)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir():
     """The tiny random Gemma 3 (built once into the repo's base-model cache, seconds)."""

@@ -1,4 +1,4 @@
-"""make bench (eval/bench.py): the SFT FLOP formula, and a quick run end to end."""
+"""make bench (bench/bench.py): the SFT FLOP formula, the TRL peers' settings, and a quick run end to end."""
 import json
 import os
 import shutil
@@ -9,14 +9,17 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import REPO
-from eval import bench
+from conftest import REPO, load_stage
 from itool import modeling
 from itool.logprobs import collate, head_logprobs, target_logprobs
 
+sys.path.insert(0, str(REPO / "bench"))  # bench/'s scripts import each other as top-level modules
+import flops  # noqa: E402
+import peers  # noqa: E402
+
 
 def run_bench(tmp_path, *flags, env=None):
-    result = subprocess.run([sys.executable, str(REPO / "eval/bench.py"), "--out", str(tmp_path / "bench"), *flags],
+    result = subprocess.run([sys.executable, str(REPO / "bench/bench.py"), "--out", str(tmp_path / "bench"), *flags],
                             capture_output=True, text=True, cwd=REPO, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout, json.loads((tmp_path / "bench" / "bench.json").read_text())
@@ -43,8 +46,8 @@ def test_sft_flop_formula_matches_pytorch_flop_counter(tiny_model_dir):
     with FlopCounterMode(display=False) as counter:
         token_logps, _ = target_logprobs(model, input_ids, None, labels, head=head_logprobs)
         (-token_logps.sum()).backward()
-    shape = bench.model_shape(tiny_model_dir)
-    assert counter.get_total_flops() == bench.sft_flops(shape, len(prompt) + len(answer), len(answer), causal=False)
+    shape = flops.model_shape(tiny_model_dir)
+    assert counter.get_total_flops() == flops.sft_flops(shape, len(prompt) + len(answer), len(answer), causal=False)
 
 
 def test_prefill_flop_formula_matches_pytorch_flop_counter(tiny_model_dir):
@@ -53,7 +56,7 @@ def test_prefill_flop_formula_matches_pytorch_flop_counter(tiny_model_dir):
     model.set_attn_implementation("eager")
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(input_ids=torch.arange(10, 47)[None], logits_to_keep=1)
-    assert counter.get_total_flops() == bench.prefill_flops(bench.model_shape(tiny_model_dir), 37, causal=False)
+    assert counter.get_total_flops() == flops.prefill_flops(flops.model_shape(tiny_model_dir), 37, causal=False)
 
 
 @pytest.mark.parametrize("window", [None, 5, 100])
@@ -61,7 +64,24 @@ def test_attended_keys_counts_a_causal_sliding_window_mask(window):
     tokens = 23
     i, j = torch.arange(tokens)[:, None], torch.arange(tokens)[None, :]
     mask = (j <= i) & (i - j < (window or tokens))
-    assert bench.attended_keys(tokens, window) == mask.sum().item()
+    assert flops.attended_keys(tokens, window) == mask.sum().item()
+
+
+def test_the_trl_peers_train_the_stages_lora_and_run_as_plain_scripts(tiny_model_dir):
+    """The peers' LoRA r and alpha are those a fresh adapter of stages 02 and 06 gets, read from the
+    library's flags; the FLOP model counts that rank too. Each peer is a script of its own whose
+    --help needs no TRL."""
+    for stage, required in (("02_sft.py", ["--splits-dir", "x", "--out", "x"]),
+                            ("06_dpo.py", ["--pairs", "x", "--out", "x"])):
+        args = load_stage(stage).parse_args(required)
+        assert peers.lora_defaults() == (args.lora_r, args.lora_alpha)
+    config = peers.lora_config()
+    assert (config.r, config.lora_alpha) == peers.lora_defaults()
+    assert flops.model_shape(tiny_model_dir) == flops.model_shape(tiny_model_dir, lora_r=peers.lora_defaults()[0])
+    for script in ("trl_sft.py", "trl_dpo.py"):
+        result = subprocess.run([sys.executable, str(REPO / "bench" / script), "--help"], capture_output=True,
+                                text=True)
+        assert result.returncode == 0 and "--result" in result.stdout, result.stderr[-2000:]
 
 
 def test_quick_bench_on_a_random_model(tmp_path, tiny_model_dir):

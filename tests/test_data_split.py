@@ -17,7 +17,7 @@ def run_stage(script, *args):
 @pytest.fixture(scope="module")
 def split_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("split")
-    out = run_stage("00_data.py", "--data", "synthetic", "--samples", 300, "--seed", 3, "--out", tmp / "toolace.jsonl")
+    out = run_stage("00_data.py", "--data", "synthetic", "--conversations", 300, "--seed", 3, "--out", tmp / "toolace.jsonl")
     assert out.returncode == 0, out.stderr
     out = run_stage("01_split_difficulty.py", "--records", tmp / "toolace.jsonl", "--out", tmp / "splits", "--seed", 3)
     assert out.returncode == 0, out.stderr
@@ -42,12 +42,37 @@ def test_split_is_by_conversation(split_dir):
     assert json.loads((split_dir / "stats.json").read_text())["test"]["conversations"] == 78
 
 
-def test_thirds_equal_and_ordered_by_difficulty(split_dir):
-    thirds = [files.read_jsonl(split_dir / f"{level}.jsonl") for level in ("easy", "medium", "hard")]
-    sizes = [len(t) for t in thirds]
-    assert max(sizes) - min(sizes) <= 1
+def read_thirds(split_dir):
+    return [files.read_jsonl(split_dir / f"{level}.jsonl") for level in ("easy", "medium", "hard")]
+
+
+def test_thirds_by_kind_hold_the_same_mix_each_ordered_by_difficulty(split_dir):
+    """The default (--thirds by-kind): each kind of answer is cut into its own thirds, so the
+    curriculum does not end on calls alone; within a kind the thirds still go easy to hard."""
+    thirds = read_thirds(split_dir)
+    assert json.loads((split_dir / "stats.json").read_text())["thirds"] == "by-kind"
+    for kind in ("call", "text"):
+        parts = [[s for s in third if s["kind"] == kind] for third in thirds]
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1 and min(map(len, parts)) > 5, kind
+        for lower, upper in zip(parts, parts[1:]):
+            assert max(s["difficulty"] for s in lower) <= min(s["difficulty"] for s in upper), kind
+
+
+def test_thirds_ranked_together_as_in_the_paper_put_text_answers_first(tmp_path, split_dir):
+    out = run_stage("01_split_difficulty.py", "--records", split_dir.parent / "toolace.jsonl", "--out", tmp_path,
+                    "--seed", 3, "--thirds", "all")
+    assert out.returncode == 0, out.stderr
+    thirds = read_thirds(tmp_path)
     for lower, upper in zip(thirds, thirds[1:]):
         assert max(s["difficulty"] for s in lower) <= min(s["difficulty"] for s in upper)
+    text = [sum(s["kind"] == "text" for s in third) for third in thirds]
+    assert text[0] > 2 * text[2], text  # what by-kind corrects: the hard third is nearly all calls
+
+
+def test_thirds_equal_and_harder_on_every_criterion(split_dir):
+    thirds = read_thirds(split_dir)
+    sizes = [len(t) for t in thirds]
+    assert max(sizes) - min(sizes) <= 2  # each kind's thirds differ by at most one
     # each criterion is (weakly) harder on average from one third to the next
     for criterion in ("n_tools", "tools_chars", "n_calls"):
         means = [sum(s[criterion] for s in t) / len(t) for t in thirds]

@@ -33,8 +33,9 @@ LINKS = [("MODEL", s, "model", str) for s in ("02_sft.py", "03_perplexity.py", "
         [("QLORA", s, "qlora", str) for s in ("02_sft.py", "03_perplexity.py", "05_mcts.py", "06_dpo.py")] + \
         [("SEED", s, "seed", int) for s in ("00_data.py", "01_split_difficulty.py", "02_sft.py", "05_mcts.py",
                                             "06_dpo.py")] + [
-    ("DATA", "00_data.py", "data", str), ("SAMPLES", "00_data.py", "samples", int),
+    ("DATA", "00_data.py", "data", str), ("SAMPLES", "00_data.py", "conversations", int),
     ("SKIP_BAD", "00_data.py", "skip_bad", AS_FLAG.get), ("SHARES", "01_split_difficulty.py", "shares", str),
+    ("THIRDS", "01_split_difficulty.py", "thirds", str),
     ("LR", "02_sft.py", "lr", float), ("CURRICULUM", "02_sft.py", "curriculum", str),
     ("ALPHA", "04_select_hard.py", "alpha", float), ("STRATIFY", "04_select_hard.py", "stratify", AS_FLAG.get),
     ("LOSS", "06_dpo.py", "loss", str), ("DPO_LR", "06_dpo.py", "lr", float),

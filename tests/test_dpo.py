@@ -1,6 +1,7 @@
-"""Stage 06 (DPO and the Fig. 6 losses) on the tiny random Gemma: the losses against hand-computed
-values, packed chosen+rejected rows against separate rows, log 2 at the first step, learning,
-exact resume after a kill, and the errors for bad pairs."""
+"""Stage 06 (DPO and the Fig. 6 losses) on the tiny random Gemma: the losses (itool.losses) against
+hand-computed values and the papers' formulas, packed chosen+rejected rows (itool.pairs) against
+separate rows, log 2 at the first step, learning, exact resume after a kill, and the errors for bad
+pairs."""
 import json
 import math
 import os
@@ -11,21 +12,17 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import REPO, load_stage, sequence_logprobs
-from itool import logprobs, modeling
+from itool import logprobs, losses, modeling
 from itool.files import write_jsonl
 from itool.logprobs import collate
+from itool.pairs import encode_pair, group_pairs, micro_batches, pack, packed_length, pair_logprobs
+from itool.records import RecordError
 from itool.steps import split_steps
 
 dpo = load_stage("06_dpo.py")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model's ops are too small for two threads to help on a busy shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_pairs(samples, n):
@@ -89,7 +86,7 @@ def log_sigmoid(x):
 
 
 def test_dpo_loss_is_eq_11():
-    loss, reward_chosen, reward_rejected = dpo.dpo_loss(CHOSEN, REJECTED, REF_CHOSEN, REF_REJECTED, beta=0.1)
+    loss, reward_chosen, reward_rejected = losses.dpo_loss(CHOSEN, REJECTED, REF_CHOSEN, REF_REJECTED, beta=0.1)
     # pair 0: β·(1 - (-2)) = 0.3; pair 1: β·(0.2 - (-0.5)) = 0.07
     assert loss.tolist() == pytest.approx([-log_sigmoid(0.3), -log_sigmoid(0.07)], rel=1e-6)
     assert reward_chosen.tolist() == pytest.approx([0.1, 0.02], rel=1e-5)
@@ -97,7 +94,8 @@ def test_dpo_loss_is_eq_11():
 
 
 def test_simpo_loss_uses_length_normalised_rewards_and_the_margin():
-    loss, reward_chosen, reward_rejected = dpo.simpo_loss(CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, beta=2.5, gamma=0.5)
+    loss, reward_chosen, reward_rejected = losses.simpo_loss(CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, beta=2.5,
+                                                             gamma=0.5)
     # pair 0: 2.5·(-10/4) - 2.5·(-14/7) - 0.5 = -1.75; pair 1: 2.5·(-1) - 2.5·(-2.5) - 0.5 = 3.25
     assert loss.tolist() == pytest.approx([-log_sigmoid(-1.75), -log_sigmoid(3.25)], rel=1e-6)
     assert reward_chosen.tolist() == pytest.approx([-6.25, -2.5])
@@ -105,7 +103,7 @@ def test_simpo_loss_uses_length_normalised_rewards_and_the_margin():
 
 
 def test_ipo_loss_regresses_the_margin_onto_one_over_two_tau():
-    loss, reward_chosen, _ = dpo.ipo_loss(CHOSEN, REJECTED, REF_CHOSEN, REF_REJECTED, tau=0.1)
+    loss, reward_chosen, _ = losses.ipo_loss(CHOSEN, REJECTED, REF_CHOSEN, REF_REJECTED, tau=0.1)
     # log-ratio margins 3 and 0.7, target 1/(2·0.1) = 5
     assert loss.tolist() == pytest.approx([(3 - 5) ** 2, (0.7 - 5) ** 2], rel=1e-5)
     assert reward_chosen.tolist() == pytest.approx([0.1, 0.02], rel=1e-5)
@@ -117,20 +115,70 @@ def log_odds(mean_logp):
 
 
 def test_orpo_loss_is_its_sft_term_plus_lambda_times_the_log_odds_ratio_term():
-    loss, reward_chosen, _ = dpo.orpo_loss(CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, lam=0.1)
+    loss, reward_chosen, _ = losses.orpo_loss(CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, lam=0.1)
     # the SFT term: the chosen's mean token NLL, 10/4 and 3/3
     expected = [2.5 - 0.1 * log_sigmoid(log_odds(-2.5) - log_odds(-2.0)),
                 1.0 - 0.1 * log_sigmoid(log_odds(-1.0) - log_odds(-2.5))]
     assert loss.tolist() == pytest.approx(expected, rel=1e-5)
     assert reward_chosen.tolist() == pytest.approx([-0.25, -0.1])
-    assert torch.isfinite(dpo.orpo_loss(torch.tensor([-1e-9, -80.0]), torch.tensor([-60.0, -1e-12]),
+    assert torch.isfinite(losses.orpo_loss(torch.tensor([-1e-9, -80.0]), torch.tensor([-60.0, -1e-12]),
                                         torch.ones(2), torch.ones(2), lam=0.1)[0]).all()
 
 
 def test_nll_loss_is_the_chosen_tokens_mean_negative_log_likelihood():
     # 13 nats over the step's 7 chosen tokens, whichever micro-batch holds which pair
-    assert dpo.nll_loss(CHOSEN, 7).item() == pytest.approx(13 / 7)
-    assert (dpo.nll_loss(CHOSEN[:1], 7) + dpo.nll_loss(CHOSEN[1:], 7)).item() == pytest.approx(13 / 7)
+    assert losses.nll_loss(CHOSEN, 7).item() == pytest.approx(13 / 7)
+    assert (losses.nll_loss(CHOSEN[:1], 7) + losses.nll_loss(CHOSEN[1:], 7)).item() == pytest.approx(13 / 7)
+
+
+def test_the_losses_are_their_papers_formulas_on_any_log_probs():
+    """Each loss and its rewards against its paper's formula written out pair by pair in plain floats,
+    on random log-probs and lengths; the margin and accuracy helpers likewise."""
+    g = torch.Generator().manual_seed(0)
+    n_chosen, n_rejected = (torch.randint(1, 40, (16,), generator=g).double() for _ in range(2))
+    # mean token log-probs in [-4, -0.05]: the odds of ORPO stay finite in plain floats
+    chosen, rejected, ref_chosen, ref_rejected = (
+        -(0.05 + 3.95 * torch.rand(16, generator=g, dtype=torch.float64)) * n
+        for n in (n_chosen, n_rejected, n_chosen, n_rejected))
+    strength, gamma = 0.3, 0.4
+
+    def sigmoid(x):
+        return 1 / (1 + math.exp(-x))
+
+    def formulas(c, r, rc, rr, nc, nr):
+        """{loss: (loss, reward of chosen, reward of rejected)} of one pair."""
+        ratio_c, ratio_r = c - rc, r - rr
+        return {"dpo": (-math.log(sigmoid(strength * ratio_c - strength * ratio_r)), strength * ratio_c,
+                        strength * ratio_r),
+                "ipo": ((ratio_c - ratio_r - 1 / (2 * strength)) ** 2, strength * ratio_c, strength * ratio_r),
+                "simpo": (-math.log(sigmoid(strength * c / nc - strength * r / nr - gamma)), strength * c / nc,
+                          strength * r / nr),
+                "orpo": (-c / nc - strength * math.log(sigmoid(log_odds(c / nc) - log_odds(r / nr))),
+                         strength * c / nc, strength * r / nr)}
+
+    sides = (chosen, rejected, ref_chosen, ref_rejected, n_chosen, n_rejected)
+    expected = [formulas(*(t[i].item() for t in sides)) for i in range(16)]
+    for name in ("dpo", "ipo", "simpo", "orpo"):
+        loss, reward_chosen, reward_rejected = losses.preference_loss(
+            name, strength, gamma, chosen, rejected, n_chosen, n_rejected, ref_chosen, ref_rejected)
+        for k, got in enumerate((loss, reward_chosen, reward_rejected)):
+            assert got.tolist() == pytest.approx([e[name][k] for e in expected], rel=1e-9, abs=1e-12), name
+        margin = losses.reward_margin(reward_chosen, reward_rejected)
+        assert margin.tolist() == pytest.approx([e[name][1] - e[name][2] for e in expected], abs=1e-12)
+        assert losses.reward_accuracy(reward_chosen, reward_rejected).tolist() == [e[name][1] > e[name][2]
+                                                                                    for e in expected]
+    # a step's loss is the same however its pairs are split into micro-batches
+    whole = losses.step_loss("dpo", *sides[:2], sides[4], sides[5], *sides[2:4], 16, 300, beta=0.1, nll_weight=1.0)[0]
+    halves = [losses.step_loss("dpo", *(t[part] for t in sides[:2]), n_chosen[part], n_rejected[part],
+                               *(t[part] for t in sides[2:4]), 16, 300, beta=0.1, nll_weight=1.0)[0]
+              for part in (slice(0, 5), slice(5, 16))]
+    assert (halves[0] + halves[1]).item() == pytest.approx(whole.item(), rel=1e-12)
+
+
+def step_loss(args, *logps_and_counts):
+    """losses.step_loss with the stage's flags, as stage 06 calls it."""
+    return losses.step_loss(args.loss, *logps_and_counts, beta=args.beta, gamma=args.simpo_gamma,
+                            nll_weight=args.nll_weight)
 
 
 def published(loss):
@@ -149,16 +197,16 @@ def published(loss):
 @pytest.mark.parametrize("loss", ["dpo", "simpo", "ipo", "orpo"])
 def test_each_loss_left_at_its_defaults_is_the_published_one(loss):
     args = dpo.parse_args(["--pairs", "p", "--out", "o", "--loss", loss])
-    total, _, _, _ = dpo.step_loss(args, CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, REF_CHOSEN, REF_REJECTED, 2, 7)
+    total, _, _, _ = step_loss(args, CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, REF_CHOSEN, REF_REJECTED, 2, 7)
     assert total.item() == pytest.approx(published(loss), rel=1e-5)
 
 
 def test_the_extra_nll_is_there_only_when_asked_for():
     plain = dpo.parse_args(["--pairs", "p", "--out", "o", "--nll-weight", "0"])  # the paper's Eq. 11
-    total, *_ = dpo.step_loss(plain, CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, REF_CHOSEN, REF_REJECTED, 2, 7)
+    total, *_ = step_loss(plain, CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, REF_CHOSEN, REF_REJECTED, 2, 7)
     assert total.item() == pytest.approx((-log_sigmoid(0.3) - log_sigmoid(0.07)) / 2, rel=1e-5)
     simpo = dpo.parse_args(["--pairs", "p", "--out", "o", "--loss", "simpo", "--nll-weight", "0.5"])
-    total, *_ = dpo.step_loss(simpo, CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, REF_CHOSEN, REF_REJECTED, 2, 7)
+    total, *_ = step_loss(simpo, CHOSEN, REJECTED, N_CHOSEN, N_REJECTED, REF_CHOSEN, REF_REJECTED, 2, 7)
     assert total.item() == pytest.approx(published("simpo") + 0.5 * 13 / 7, rel=1e-5)
 
 
@@ -170,27 +218,27 @@ def test_packed_rows_give_the_log_probs_of_separate_rows(tiny_model_dir, tiny_to
     a prompt (siblings of one search node: one chosen, several rejected) share a packed row."""
     model = modeling.load_model(tiny_model_dir, adapter=str(start_adapter)).float()
     eot = modeling.end_of_turn_id(tiny_tokenizer)
-    pairs = [dpo.encode_pair(tiny_tokenizer, p, eot, 10**6, p["id"]) for p in make_pairs(synthetic_samples, 6)]
+    pairs = [encode_pair(tiny_tokenizer, p, eot, 10**6, p["id"]) for p in make_pairs(synthetic_samples, 6)]
     prompt, chosen, _ = pairs[0]
     pairs += [(prompt, chosen, pairs[3][2]), (prompt, pairs[4][1], pairs[5][2])]  # two more at pair 0's node
     assert max(len(prompt) for prompt, _, _ in pairs) > model.config.sliding_window
     # a deeper node of pair 0's dialogue: a prompt that holds pair 0's whole prompt, longer than the window
     pairs.append((prompt + chosen[:-1], pairs[1][1], pairs[2][2]))
     assert len(prompt) - 1 > model.config.sliding_window
-    rows = dpo.group_pairs(pairs, max_pairs=4)
+    rows = group_pairs(pairs, max_pairs=4)
     assert len(rows) == 7 and len(rows[0][2]) == 3 and len(rows[0][1]) == 5  # chosen once, four others
     with torch.no_grad():
         for attn, share, batch_rows in (("eager", False, rows), ("sdpa", False, rows), ("eager", True, rows),
                                         ("sdpa", True, rows), ("eager", True, [rows[0], rows[-1]])):
             model.set_attn_implementation(attn)
-            batch = dpo.pack(batch_rows, tiny_tokenizer.pad_token_id, model.config, torch.device("cpu"), torch.float32,
+            batch = pack(batch_rows, tiny_tokenizer.pad_token_id, model.config, torch.device("cpu"), torch.float32,
                              share=share)
             # with `share`, the prompts' common head runs once, outside the rows: the system prompt's
             # for all rows, all but the last token of pair 0's prompt (longer than the window) for two
             shared = len(prompt) - 1 if batch_rows[0] is rows[0] and len(batch_rows) == 2 else \
                 logprobs.common_prefix([row[0] for row in rows])
-            assert len(batch["prefix"]) == (shared if share else 0) and shared > 20
-            chosen, rejected = dpo.pair_logprobs(model, batch)
+            assert len(batch["head"]) == (shared if share else 0) and shared > 20
+            chosen, rejected = pair_logprobs(model, batch)
             assert sorted(batch["pair_ids"]) == sorted(i for row in batch_rows for i, _, _ in row[2])
             for side, packed in ((1, chosen), (2, rejected)):
                 separate = torch.cat([sequence_logprobs(model, *collate([(pairs[i][0], pairs[i][side])],
@@ -201,14 +249,14 @@ def test_packed_rows_give_the_log_probs_of_separate_rows(tiny_model_dir, tiny_to
 
 def test_micro_batches_hold_whole_rows_of_up_to_the_pair_budget():
     rows = [([1] * n, [[2]], [(i, 0, 0)] * k) for i, (n, k) in enumerate([(5, 1), (3, 3), (9, 1), (4, 2), (7, 5)])]
-    batches = dpo.micro_batches(rows, max_tokens=10**6, max_pairs=3)
+    batches = micro_batches(rows, max_tokens=10**6, max_pairs=3)
     assert sorted(i for b in batches for i in b) == list(range(5))
     for batch in batches:
         assert len(batch) == 1 or sum(len(rows[i][2]) for i in batch) <= 3
-    batches = dpo.micro_batches(rows, max_tokens=16, max_pairs=10**6)
+    batches = micro_batches(rows, max_tokens=16, max_pairs=10**6)
     assert sorted(i for b in batches for i in b) == list(range(5))
     for batch in batches:
-        assert len(batch) == 1 or len(batch) * max(dpo.packed_length(rows[i]) for i in batch) <= 16
+        assert len(batch) == 1 or len(batch) * max(packed_length(rows[i]) for i in batch) <= 16
 
 
 # --- the stage ------------------------------------------------------------------------------------
@@ -317,8 +365,9 @@ def test_a_pair_with_an_empty_completion_is_an_error_naming_it(synthetic_samples
 def test_a_pair_longer_than_max_length_is_skipped_and_counted(synthetic_samples, start_adapter, tmp_path, capsys):
     pairs = make_pairs(synthetic_samples, 5)
     write_jsonl(tmp_path / "pairs.jsonl", pairs)
-    lengths = {p["id"]: sum(map(len, dpo.encode_pair(modeling.load_tokenizer(modeling.resolve_model("tiny")), p, 0,
-                                                     10**6, p["id"]))) for p in pairs}
+    tokenizer = modeling.load_tokenizer(modeling.resolve_model("tiny"))
+    # as the stage encodes them: rejected steps cut (--cut-rejected, its default)
+    lengths = {p["id"]: sum(map(len, encode_pair(tokenizer, p, 0, 10**6, p["id"], cut=True))) for p in pairs}
     limit = sorted(lengths.values())[-1] - 1  # only the longest pair is over it
     metrics = run(tmp_path / "pairs.jsonl", start_adapter, tmp_path / "out", "--max-length", str(limit),
                   "--max-steps", "1")
@@ -328,11 +377,11 @@ def test_a_pair_longer_than_max_length_is_skipped_and_counted(synthetic_samples,
 
 
 def test_cut_rejected_keeps_the_first_difference_and_never_outgrows_the_chosen():
-    assert dpo.cut_rejected([1, 2, 3], [1, 4, 5, 6, 7]) == [1, 4, 5]  # longer: cut to the chosen's length
-    assert dpo.cut_rejected([1, 2, 3], [1, 2, 9]) == [1, 2, 9]
-    assert dpo.cut_rejected([1, 2, 3, 4], [5, 6]) == [5, 6]  # shorter: as it is
-    assert dpo.cut_rejected([1, 2], [1, 2, 3, 4]) == [1, 2, 3]  # the chosen is its prefix: one token past it
-    assert dpo.cut_rejected([7], [8, 9]) == [8]
+    assert losses.cut_rejected([1, 2, 3], [1, 4, 5, 6, 7]) == [1, 4, 5]  # longer: cut to the chosen's length
+    assert losses.cut_rejected([1, 2, 3], [1, 2, 9]) == [1, 2, 9]
+    assert losses.cut_rejected([1, 2, 3, 4], [5, 6]) == [5, 6]  # shorter: as it is
+    assert losses.cut_rejected([1, 2], [1, 2, 3, 4]) == [1, 2, 3]  # the chosen is its prefix: one token past it
+    assert losses.cut_rejected([7], [8, 9]) == [8]
 
 
 def tail_logprob(model_dir, adapter, tokenizer, pairs):
@@ -386,13 +435,13 @@ def test_search_pairs_train_on_their_own_token_ids(tiny_tokenizer, synthetic_sam
     pair = make_pairs(synthetic_samples, 1)[0]
     odd = [5, 6, 7]  # any ids: they need not be what the text tokenises to
     with_ids = {**pair, "prefix_ids": [9], "chosen_ids": odd, "rejected_ids": [8, 1]}
-    prompt, chosen, rejected = dpo.encode_pair(tiny_tokenizer, with_ids, 1, 10**6, "p")
+    prompt, chosen, rejected = encode_pair(tiny_tokenizer, with_ids, 1, 10**6, "p")
     assert prompt == modeling.encode_prompt(tiny_tokenizer, pair["system"], pair["messages"]) + [9]
     assert (chosen, rejected) == (odd, [8, 1])
-    with pytest.raises(dpo.RecordError, match="rejected_ids"):
-        dpo.encode_pair(tiny_tokenizer, {**with_ids, "rejected_ids": "x"}, 1, 10**6, "p")
-    with pytest.raises(dpo.RecordError, match="not all of"):
-        dpo.encode_pair(tiny_tokenizer, {**pair, "chosen_ids": odd}, 1, 10**6, "p")
+    with pytest.raises(RecordError, match="rejected_ids"):
+        encode_pair(tiny_tokenizer, {**with_ids, "rejected_ids": "x"}, 1, 10**6, "p")
+    with pytest.raises(RecordError, match="not all of"):
+        encode_pair(tiny_tokenizer, {**pair, "chosen_ids": odd}, 1, 10**6, "p")
 
 
 def test_only_attention_kernels_that_apply_the_packed_mask_are_accepted(pairs_file, start_adapter, tmp_path):
@@ -415,7 +464,7 @@ class InfiniteGradient(torch.autograd.Function):
 
 @pytest.mark.parametrize("where", ["loss", "gradient"])
 def test_a_non_finite_loss_or_gradient_stops_before_the_update(pairs_file, start_adapter, tmp_path, monkeypatch, where):
-    real_loss, calls = dpo.preference_loss, []
+    real_loss, calls = losses.preference_loss, []
 
     def broken_at_step_2(name, *args):
         loss, chosen, rejected = real_loss(name, *args)
@@ -426,7 +475,7 @@ def test_a_non_finite_loss_or_gradient_stops_before_the_update(pairs_file, start
             return InfiniteGradient.apply(loss), chosen, rejected
         return loss, chosen, rejected
 
-    monkeypatch.setattr(dpo, "preference_loss", broken_at_step_2)
+    monkeypatch.setattr(losses, "preference_loss", broken_at_step_2)
     message = "loss is not finite" if where == "loss" else "gradient norm is"
     with pytest.raises(dpo.training.NonFiniteLoss, match=rf"{message}.* step 2.*train_state.pt"):
         run(pairs_file, start_adapter, tmp_path, "--batch-size", "2", "--save-every", "1")

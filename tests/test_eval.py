@@ -490,7 +490,7 @@ def test_a_partial_run_says_what_it_covers_and_prints_no_overall(tmp_path, monke
 def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     entries = {"simple": bfcl.load_category("simple", limit=6)}
     gold = {e["id"]: bfcl.gold_answer(e) for e in entries["simple"]}
-    args = args_for(tmp_path, "--batch-size", "1")  # generations are saved every 4 items
+    args = args_for(tmp_path, "--pool-size", "1")  # generations are saved every 4 items
 
     def killed(prompts, max_new_tokens=None):
         if killed.asked:
@@ -704,7 +704,7 @@ def run_main(module, monkeypatch, *argv):
 
 def test_cli_end_to_end_with_the_tiny_model(tmp_path, api_bank_dir, tiny_model_dir, monkeypatch):
     out = tmp_path / "base"
-    flags = ["--model", "tiny", "--out", str(out), "--limit", "1", "--max-new-tokens", "4", "--batch-size", "2"]
+    flags = ["--model", "tiny", "--out", str(out), "--limit", "1", "--max-new-tokens", "4", "--pool-size", "2"]
     run_main(bfcl, monkeypatch, *flags, "--categories", "simple,irrelevance")
     run_main(api_bank, monkeypatch, *flags, "--data-dir", str(api_bank_dir))
     run_main(summarize, monkeypatch, "--dir", str(out))
@@ -717,7 +717,7 @@ def test_cli_end_to_end_with_the_tiny_model(tmp_path, api_bank_dir, tiny_model_d
     assert all(isinstance(g["output"], str) for g in generations)
     assert "| base |" in (out / "table.md").read_text()
 
-    with pytest.raises(SystemExit, match="no adapter_model.safetensors"):
+    with pytest.raises(SystemExit, match="adapter_model.safetensors missing"):
         run_main(bfcl, monkeypatch, *flags, "--adapter", str(tmp_path / "missing"))
 
 

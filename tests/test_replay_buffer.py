@@ -7,7 +7,7 @@ import pytest
 import torch
 from tqdm import tqdm
 
-from conftest import REPO, load_stage
+from conftest import load_stage
 from itool import modeling
 from itool.files import read_jsonl, write_jsonl
 
@@ -15,12 +15,7 @@ perplexity_stage = load_stage("03_perplexity.py")
 select_stage = load_stage("04_select_hard.py")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- 03 -------------------------------------------------------------------------------------------
@@ -60,16 +55,6 @@ def test_perplexity_is_exp_of_mean_token_nll(peaky_model, tiny_tokenizer, synthe
     assert perplexities == pytest.approx(expected, rel=1e-3)
     assert [n for _, n in scored] == [len(c) for _, c in encoded]
     assert max(expected) / min(expected) > 1.5  # the samples really differ
-
-
-def test_length_batches_respect_the_token_budget():
-    lengths = [5, 40, 12, 33, 7, 100, 18]
-    batches = perplexity_stage.length_batches(lengths, batch_tokens=80)
-    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
-    for batch in batches:
-        width = max(lengths[i] for i in batch)
-        assert len(batch) * width <= 80 or len(batch) == 1
-    assert batches[0] == [5]  # longest first, alone since over the budget
 
 
 def test_stage_writes_one_row_per_sample(tmp_path, synthetic_samples, tiny_tokenizer):

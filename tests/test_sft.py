@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO, copy_checkout, load_stage, make
+from conftest import copy_checkout, load_stage, make
 from itool import logprobs, modeling, training
 from itool.files import read_jsonl, write_jsonl
 
@@ -17,14 +17,7 @@ sft = load_stage("02_sft.py")
 LEVELS = ("easy", "medium", "hard")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model gains nothing from a second thread, and on a shared, busy machine OpenMP's
-    barriers between two threads slow its many small ops down tenfold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +181,7 @@ def test_a_shared_prefix_runs_once_with_the_loss_and_gradient_of_full_rows(tiny_
     step_loss, _, spared = step()
     assert step_loss == pytest.approx(full_loss, rel=2e-4) and spared == 3 * shared  # the step runs in bf16
     # checkpointed layers drop the cache: the shared head would silently vanish, so a step does not share
-    model.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.get_base_model().activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     assert sft.answer_nll(model, examples, pad, cpu, shared).item() != pytest.approx(full_loss, rel=2e-4)
     step_loss, _, spared = step()
     assert step_loss == pytest.approx(full_loss, rel=2e-4) and spared == 0
@@ -327,7 +320,7 @@ def test_missing_split_is_a_clear_error(splits, tmp_path):
 def test_make_warmup_mixed_takes_as_many_steps_as_easy2hard(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     checkout = copy_checkout(tmp_path)
-    common = ["MODEL=tiny", "SAMPLES=24", "SFT_ARGS=--max-length 400 --batch-size 4"]
+    common = ["MODEL=tiny", "SAMPLES=24", "SFT_ARGS=--max-length 900 --batch-size 4"]
     make(checkout, "warmup", "RUN=a", *common)
     make(checkout, "warmup", "RUN=b", "CURRICULUM=mixed", *common)
     a = json.loads((checkout / "checkpoints/a/warmup/summary.json").read_text())

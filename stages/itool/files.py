@@ -9,13 +9,24 @@ is JSON lines: a header {"fingerprint": ...} naming the settings, inputs and cod
 rows, then one row per line, each with an "id". Rows are appended, and synced, as they finish; a
 line cut short by a kill is dropped when the file is read. A run reuses the rows only under the
 same fingerprint.
+
+RecordError, the error of a malformed input (a line that is not JSON here, a bad record in
+itool.records), lives here, below every module that raises it.
 """
 import hashlib
 import json
 import os
 from pathlib import Path
 
-from itool.records import RecordError
+
+class RecordError(ValueError):
+    """A malformed input record; the message names the file and the record, `reason` is its kind
+    ("malformed record", "unreadable tool list", "call does not parse", "call in a record-specific
+    syntax", "unknown function")."""
+
+    def __init__(self, message, reason="malformed record"):
+        super().__init__(message)
+        self.reason = reason
 
 
 def atomic_write_text(path, text):

@@ -1,4 +1,5 @@
-"""Batched generation over KV caches: what evaluation (greedy) and the search (sampling) share.
+"""Batched generation over KV caches: what evaluation (greedy) and the search (sampling) share,
+down to one rule for where an answer ends (`stop_ids`).
 
 `Rows` is a batch of token sequences that continue independently: they may differ in length and
 in where their padding lies, because every cache slot carries its own position (-1 for padding)
@@ -21,11 +22,23 @@ from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from itool.logprobs import common_prefix
+from itool import logprobs, modeling
+from itool.logprobs import common_prefix, head_logits
 
 
 ATTENTION = "itool_grouped"
 GROWTH = 64  # slots a SlotLayer's buffer grows by when full
+
+
+# --- where an answer ends -----------------------------------------------------------------------
+
+def stop_ids(tokenizer):
+    """The tokens that end an answer, in greedy and in sampled decoding alike. The turn ends at
+    end-of-turn; a model that never learnt the turn format may instead end the document or open
+    a new turn, which ends its answer just as well. A token the tokenizer lacks (Llama has no
+    <start_of_turn>) is left out."""
+    return {modeling.end_of_turn_id(tokenizer), tokenizer.eos_token_id,
+            tokenizer.convert_tokens_to_ids("<start_of_turn>")} - {None, tokenizer.unk_token_id}
 
 
 # --- attention and cache ------------------------------------------------------------------------
@@ -118,13 +131,9 @@ class SlotLayer(DynamicLayer):
         return self.length
 
 
-def _unwrap(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def use_grouped_attention(model):
     """Switch the model to the attention that `Rows` relies on (its masks are additive 4-D)."""
-    _unwrap(model).set_attn_implementation(ATTENTION)
+    modeling.unwrap(model).set_attn_implementation(ATTENTION)
 
 
 # --- rows ---------------------------------------------------------------------------------------
@@ -137,7 +146,7 @@ class Rows:
 
     @classmethod
     def empty(cls, model, batch):
-        base = _unwrap(model)
+        base = modeling.unwrap(model)
         device = next(base.parameters()).device
         layers = [SlotLayer() for _ in range(base.config.get_text_config().num_hidden_layers)]
         return cls(model, layers, torch.empty(batch, 0, dtype=torch.long, device=device))
@@ -177,7 +186,7 @@ class Rows:
         masks = self.attention_masks(new, positions)
         cache = DynamicCache()
         cache.layers = self.layers
-        hidden = _unwrap(self.model).get_decoder()(
+        hidden = modeling.unwrap(self.model).get_decoder()(
             input_ids=ids, attention_mask=masks, position_ids=new.clamp(min=0), past_key_values=cache,
             use_cache=True).last_hidden_state
         self.positions = positions
@@ -187,26 +196,17 @@ class Rows:
         """Additive masks [B, 1, q, T]: a real query sees the real keys at or before its position
         (and, in sliding-window layers, fewer than `sliding_window` positions back); a padding
         query sees only itself, so no softmax row is empty."""
-        config = _unwrap(self.model).config.get_text_config()
-        dtype = next(_unwrap(self.model).parameters()).dtype
+        config = modeling.unwrap(self.model).config.get_text_config()
+        dtype = next(modeling.unwrap(self.model).parameters()).dtype
         if not dtype.is_floating_point:  # a 4-bit base: its compute dtype
             dtype = torch.bfloat16
         q, keys = query_positions[:, :, None], key_positions[:, None, :]
-        allowed = (keys >= 0) & (keys <= q)
         width = key_positions.shape[1]
         slots = torch.arange(width - query_positions.shape[1], width, device=q.device)
         own = slots[:, None] == torch.arange(width, device=q.device)[None, :]
         pads = query_positions[:, :, None] < 0
-
-        def additive(visible):
-            visible = visible | (pads & own)
-            return torch.zeros(visible.shape, dtype=dtype, device=q.device).masked_fill(
-                ~visible, torch.finfo(dtype).min)[:, None]
-
-        if "sliding_attention" not in (getattr(config, "layer_types", None) or ()):
-            return additive(allowed)
-        near = q - keys < config.sliding_window
-        return {"full_attention": additive(allowed), "sliding_attention": additive(allowed & near)}
+        visible = ((keys >= 0) & (keys <= q)) | (pads & own)
+        return logprobs.additive_masks(visible, query_positions, key_positions, config, dtype)
 
     def select(self, indices):
         """A new Rows of the given rows (repeats allowed: forks share nothing afterwards)."""
@@ -243,7 +243,7 @@ def greedy_tokens(model, hidden):
     """argmax of the LM head for each row of hidden [B, H]: the head weight [V, H] as the left
     operand (it streams through memory once; the product's argmax needs no softcap, which is
     monotone, and no fp32 copy of [B, V] logits)."""
-    weight = _unwrap(model).get_output_embeddings().weight
+    weight = modeling.unwrap(model).get_output_embeddings().weight
     return torch.matmul(weight, hidden.to(weight.dtype).t()).argmax(dim=0)
 
 
@@ -387,3 +387,75 @@ def greedy(model, prompts, stop_ids, max_new_tokens, pad_id=0, batch_size=32, co
                 alive[index] = len(outputs[index]) < max_new_tokens
         if any(alive[index] for index in running):
             hidden = rows.extend([[t] for t in tokens.tolist()], pad_id)[:, -1].contiguous()
+
+
+# --- sampled decoding: a pool of rows, each drawing from its own generator -------------------------
+
+def sample_tokens(logits, generators, temperature, top_k, top_p, min_p):
+    """One token per row: temperature, then top-k, top-p and min-p filtering, then a draw by
+    inverting the cumulative distribution with one uniform number from the row's own generator
+    (temperature 0: greedy)."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    scaled = logits / temperature
+    if top_k:
+        values, index = scaled.topk(min(top_k, scaled.shape[-1]), dim=-1)
+    else:
+        values, index = scaled.sort(dim=-1, descending=True)
+    probs = torch.softmax(values, dim=-1)
+    if min_p > 0:
+        probs = probs * (probs >= min_p * probs[:, :1])
+    if top_p < 1:
+        probs = probs * (probs.cumsum(dim=-1) - probs < top_p)  # keep the smallest head reaching top_p
+    cumulative = probs.double().cumsum(dim=-1)
+    uniform = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators]).to(logits.device)
+    choice = torch.searchsorted(cumulative, (uniform * cumulative[:, -1])[:, None], right=True)
+    return index.gather(1, choice.clamp(max=index.shape[1] - 1))[:, 0]
+
+
+def continue_rows(rows, last, index, feeds, pad_id=0):
+    """[B, H]: each row's hidden state after its feed; a row fed nothing keeps `last[index[row]]`,
+    the last state of the prompt it was forked from."""
+    if not any(feeds):
+        return last[torch.tensor(index, device=last.device)]
+    hidden = rows.extend(feeds, pad_id)
+    return torch.stack([hidden[row, len(feed) - 1] if feed else last[i]
+                        for row, (i, feed) in enumerate(zip(index, feeds))])
+
+
+def join_pool(pool, rows, hidden, states):
+    """A decoding pool, {"rows", "hidden", "states"} (or None), with new rows after the ones still
+    running. A state is the caller's dict for its row, holding at least "done" and "generator"."""
+    if pool is None:
+        return {"rows": rows, "hidden": hidden, "states": states}
+    live = [row for row, state in enumerate(pool["states"]) if not state["done"]]
+    return {"rows": Rows.concat([pool["rows"].select(live), rows]),
+            "hidden": torch.cat([pool["hidden"][live], hidden]),
+            "states": [pool["states"][row] for row in live] + states}
+
+
+@torch.inference_mode()
+def sample_round(model, pool, sampling, take, pad_id=0, compact=0.75):
+    """One sampled token for every running row of `pool` (each from its state's own generator),
+    handed in row order to take(state, token, log-prob), which marks the row done where it ends;
+    then the running rows are fed their tokens. Finished rows leave once the running ones fall to
+    `compact` of the pool (each compaction copies the cache, so not at every finished row).
+    `sampling` holds sample_tokens' settings. Returns (rows that drew a token, rows running)."""
+    logits = head_logits(model, pool["hidden"])
+    active = [row for row, state in enumerate(pool["states"]) if not state["done"]]
+    tokens = torch.zeros(len(pool["states"]), dtype=torch.long, device=logits.device)
+    index = torch.tensor(active, device=logits.device)
+    tokens[index] = sample_tokens(logits[index], [pool["states"][row]["generator"] for row in active], **sampling)
+    # log p(token) = logit - log Z, for every row at once: no [rows, vocab] log-softmax
+    token_logps = (logits.gather(1, tokens[:, None])[:, 0] - logits.logsumexp(dim=-1)).tolist()
+    token_ids = tokens.tolist()
+    for row in active:
+        take(pool["states"][row], token_ids[row], token_logps[row])
+    running = [row for row, state in enumerate(pool["states"]) if not state["done"]]
+    if running and len(running) <= compact * len(pool["states"]):
+        pool.update(rows=pool["rows"].select(running), hidden=pool["hidden"][running],
+                    states=[pool["states"][row] for row in running])
+        tokens = tokens[running]
+    if running:
+        pool["hidden"] = pool["rows"].extend([[t] for t in tokens.tolist()], pad_id)[:, -1].contiguous()
+    return len(active), len(running)

@@ -5,6 +5,9 @@ every position would dominate the cost of a step. So the decoder runs on the who
 the head only on the hidden states that predict a target token; and the prompt head that the rows
 of a batch share (the system prompt's instructions) may run once for all of them (prefixed_hidden).
 
+The masks of rows that carry their own positions (packed pairs, decoding rows) are built here too
+(additive_masks), for one rule over sliding windows.
+
 Labels follow the input: labels[b, t] = input_ids[b, t] where token t is a target, else IGNORE.
 """
 import copy
@@ -12,12 +15,9 @@ import copy
 import torch
 from transformers import DynamicCache
 
+from itool.modeling import unwrap
+
 IGNORE = -100
-
-
-def _unwrap(model):
-    """The transformers model under peft's wrapper (LoRA layers stay injected in its modules)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def decoder_hidden(model, input_ids, attention_mask=None, position_ids=None):
@@ -26,14 +26,14 @@ def decoder_hidden(model, input_ids, attention_mask=None, position_ids=None):
     attention_mask may also be a prepared 4D mask (or, for models with sliding-window layers, a
     dict of them by layer type) with matching position_ids: several sequences packed in one row.
     """
-    return _unwrap(model).get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
+    return unwrap(model).get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
                                         position_ids=position_ids, use_cache=False).last_hidden_state
 
 
 def head_logits(model, hidden):
     """Logits over the vocabulary [..., V] in fp32 from hidden states [..., H] (with the model's
     final soft-capping, if any)."""
-    base = _unwrap(model)
+    base = unwrap(model)
     logits = base.get_output_embeddings()(hidden).float()
     softcap = getattr(base.config, "final_logit_softcapping", None)
     if softcap:
@@ -51,8 +51,27 @@ def cached_hidden(model, input_ids, cache, attention_mask=None, position_ids=Non
     `cache` holds (a transformers Cache, e.g. DynamicCache(config=model.config) to start one).
     The cache is extended in place. Without a mask rows are not masked: pad a batch on the right
     only. A given mask spans the cache's keys and the new ones."""
-    return _unwrap(model).get_decoder()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+    return unwrap(model).get_decoder()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                         past_key_values=cache, use_cache=True).last_hidden_state
+
+
+def additive_masks(visible, query_positions, key_positions, config, dtype):
+    """Additive attention masks [B, 1, q, T] (0 = may attend, the dtype's minimum = may not) from a
+    boolean visibility [B, q, T], for rows whose tokens carry their own positions (packed or padded
+    rows reuse positions, so slot indices do not tell distances). The eager and sdpa kernels take
+    them as they are.
+
+    A model with sliding-window layers gets a dict by layer type: its sliding-window layers also
+    hide the keys `sliding_window` or more positions behind the query. The caller makes sure every
+    query sees at least itself, so that no row of the softmax is empty."""
+    def additive(allowed):
+        return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+            ~allowed, torch.finfo(dtype).min)[:, None]
+
+    if "sliding_attention" not in (getattr(config, "layer_types", None) or ()):
+        return additive(visible)
+    near = query_positions[:, :, None] - key_positions[:, None, :] < config.sliding_window
+    return {"full_attention": additive(visible), "sliding_attention": additive(visible & near)}
 
 
 def common_prefix(prompts):
@@ -101,10 +120,10 @@ def chunked_head_logprobs(model, hidden, targets, chunk=32768):
     (Gemma's 262k vocabulary) and their page-faulted allocations, for one more head matmul; on
     the CPU it runs the head ~30 % faster. Needs a frozen head without bias (LoRA leaves it so).
     """
-    head = _unwrap(model).get_output_embeddings()
+    head = unwrap(model).get_output_embeddings()
     if head.weight.requires_grad or getattr(head, "bias", None) is not None:
         return head_logprobs(model, hidden, targets)
-    softcap = getattr(_unwrap(model).config, "final_logit_softcapping", None)
+    softcap = getattr(unwrap(model).config, "final_logit_softcapping", None)
     return _ChunkedHeadLogprobs.apply(hidden, head.weight, targets, softcap, chunk)
 
 

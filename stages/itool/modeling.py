@@ -36,6 +36,34 @@ GEMMA_CHAT_TEMPLATE = (
 )
 
 
+# --- the flags naming a checkpoint ---------------------------------------------------------------
+
+def add_model_flags(parser, adapter_help=None):
+    """--model and --qlora, and --adapter (described by `adapter_help`) where the stage takes one."""
+    parser.add_argument("--model", default="gemma-3-270m", help="gemma-3-270m | tiny | local dir | hub id")
+    parser.add_argument("--qlora", default="auto", help="auto (4-bit on CUDA only) | 1 | 0, as in training")
+    if adapter_help:
+        parser.add_argument("--adapter", help=adapter_help)
+
+
+def check_adapter(adapter):
+    """Raise FileNotFoundError unless `adapter` (None: the bare base) is a saved LoRA adapter."""
+    if adapter is not None and not (Path(adapter) / "adapter_model.safetensors").is_file():
+        raise FileNotFoundError(f"no adapter in {adapter} (adapter_model.safetensors missing): run the stage "
+                                "that trains it first (make warmup, make iter_K), or leave --adapter out "
+                                "to use the base model")
+
+
+def load_policy(args, device, merge=True):
+    """(tokenizer, frozen model) of the checkpoint that --model, --adapter and --qlora name, the
+    adapter merged into a bf16 base unless merge=False (see load_model)."""
+    check_adapter(args.adapter)
+    model_dir = resolve_model(args.model)
+    model = load_model(model_dir, adapter=args.adapter, qlora=use_qlora(args.qlora, device), device=device,
+                       merge=merge)
+    return load_tokenizer(model_dir), model
+
+
 # --- resolving MODEL to a checkpoint ----------------------------------------------------------
 
 def resolve_model(name, base_dir=BASE_DIR):
@@ -209,13 +237,18 @@ def load_model(model_dir, *, adapter=None, trainable=False, qlora=False, device=
     return model
 
 
+def unwrap(model):
+    """The transformers model under peft's wrapper (its LoRA layers stay injected in its modules)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def set_fast_kernels(model, device, attn="auto"):
     """Speed settings for training a LoRA model: the attention kernel (auto: eager on the CPU, where
     its bf16 matmuls beat PyTorch's flash kernel at Gemma's head sizes; sdpa on CUDA), and no fp32
     cast of each LoRA input (peft casts it to the adapter's fp32 and autocast casts it straight
     back; the adapter keeps fp32 weights and gradients). Returns the attention kernel used."""
     attn = attn if attn != "auto" else ("sdpa" if device.type == "cuda" else "eager")
-    (model.get_base_model() if hasattr(model, "get_base_model") else model).set_attn_implementation(attn)
+    unwrap(model).set_attn_implementation(attn)
     for module in model.modules():
         if hasattr(module, "cast_input_dtype_enabled"):
             module.cast_input_dtype_enabled = False

@@ -18,6 +18,7 @@ import itertools
 import json
 import re
 
+from itool.files import RecordError  # noqa: F401 (where the stages import it from)
 from itool.toolcalls import looks_like_call, parse_answer, parse_calls
 
 TOOLS_INTRO = "Here is a list of functions in JSON format that you can invoke:"
@@ -25,16 +26,6 @@ JSON_INTROS = (TOOLS_INTRO, "以下是可以调用的工具的JSON格式列表:"
 LAYOUT_INTRO = "Here are the tools you can use:"
 LAYOUT_END = "Please use the following format to call the tool:"
 ROLES = ("user", "assistant", "tool")
-
-
-class RecordError(ValueError):
-    """A malformed input record; the message names the file and the record, `reason` is its kind
-    ("malformed record", "unreadable tool list", "call does not parse", "call in a record-specific
-    syntax", "unknown function")."""
-
-    def __init__(self, message, reason="malformed record"):
-        super().__init__(message)
-        self.reason = reason
 
 
 def render_system(tools):

@@ -64,7 +64,7 @@ def trainable_model(model_dir, args, device, qlora, adapter=None):
     n_params = sum(p.numel() for p in base.parameters())
     if args.gradient_checkpointing == "1" or (args.gradient_checkpointing == "auto" and n_params > 1e9):
         # an 8B model's activations do not fit a GPU next to its weights otherwise
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     modeling.set_fast_kernels(model, device, args.attn)
     return model
 
