@@ -8,9 +8,9 @@ for a paired interval of a few points. The paper's split is --shares 90/10/0: 90
 RL and no held-out split (it tests on BFCL and API-Bank); test.jsonl is then empty. The test split is never trained on: it is where checkpoints
 are compared (eval/heldout.py). Warm-up samples are ranked on the paper's three difficulty criteria
 (number of candidate tools, string length of the tool list, number of calls in the answer); the
-three ranks are averaged and the order is cut into equal thirds. By default (--thirds by-kind) call
-answers and text answers are ranked and cut apart and joined level by level, so that every phase
-holds the same share of text answers; --thirds all ranks them together, as the paper does.
+three ranks are averaged and the order is cut into equal thirds (--thirds all, the paper's).
+--thirds by-kind ranks and cuts the call answers and the text answers apart and joins them level
+by level, so that every phase holds the same share of text answers.
 """
 import argparse
 import json
@@ -97,7 +97,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True, help="folder of the split files (splits/)")
     parser.add_argument("--shares", default="59/15/26",
                         help="warm-up/RL/test percentages of the conversations (the paper's: 90/10/0, no test split)")
-    parser.add_argument("--thirds", choices=("by-kind", "all"), default="by-kind",
+    parser.add_argument("--thirds", choices=("by-kind", "all"), default="all",
                         help="by-kind: call and text answers ranked apart, so each third has the same mix; "
                              "all: every sample ranked together (the paper)")
     parser.add_argument("--seed", type=int, default=0)

@@ -46,11 +46,14 @@ def read_thirds(split_dir):
     return [files.read_jsonl(split_dir / f"{level}.jsonl") for level in ("easy", "medium", "hard")]
 
 
-def test_thirds_by_kind_hold_the_same_mix_each_ordered_by_difficulty(split_dir):
-    """The default (--thirds by-kind): each kind of answer is cut into its own thirds, so the
-    curriculum does not end on calls alone; within a kind the thirds still go easy to hard."""
-    thirds = read_thirds(split_dir)
-    assert json.loads((split_dir / "stats.json").read_text())["thirds"] == "by-kind"
+def test_thirds_by_kind_hold_the_same_mix_each_ordered_by_difficulty(tmp_path, split_dir):
+    """--thirds by-kind: each kind of answer is cut into its own thirds, so the curriculum does
+    not end on calls alone; within a kind the thirds still go easy to hard."""
+    out = run_stage("01_split_difficulty.py", "--records", split_dir.parent / "toolace.jsonl", "--out", tmp_path,
+                    "--seed", 3, "--thirds", "by-kind")
+    assert out.returncode == 0, out.stderr
+    thirds = read_thirds(tmp_path)
+    assert json.loads((tmp_path / "stats.json").read_text())["thirds"] == "by-kind"
     for kind in ("call", "text"):
         parts = [[s for s in third if s["kind"] == kind] for third in thirds]
         assert max(map(len, parts)) - min(map(len, parts)) <= 1 and min(map(len, parts)) > 5, kind
@@ -58,11 +61,10 @@ def test_thirds_by_kind_hold_the_same_mix_each_ordered_by_difficulty(split_dir):
             assert max(s["difficulty"] for s in lower) <= min(s["difficulty"] for s in upper), kind
 
 
-def test_thirds_ranked_together_as_in_the_paper_put_text_answers_first(tmp_path, split_dir):
-    out = run_stage("01_split_difficulty.py", "--records", split_dir.parent / "toolace.jsonl", "--out", tmp_path,
-                    "--seed", 3, "--thirds", "all")
-    assert out.returncode == 0, out.stderr
-    thirds = read_thirds(tmp_path)
+def test_thirds_ranked_together_as_in_the_paper_put_text_answers_first(split_dir):
+    """The default (--thirds all, the paper's): every sample ranked together."""
+    assert json.loads((split_dir / "stats.json").read_text())["thirds"] == "all"
+    thirds = read_thirds(split_dir)
     for lower, upper in zip(thirds, thirds[1:]):
         assert max(s["difficulty"] for s in lower) <= min(s["difficulty"] for s in upper)
     text = [sum(s["kind"] == "text" for s in third) for third in thirds]

@@ -32,12 +32,11 @@ from typing import NamedTuple
 from itool.records import record_samples, render_system, tools_from_system
 from itool.toolcalls import Call, format_calls
 
-KINDS = {"single": 0.18, "multiple": 0.22, "parallel": 0.20, "dialogue": 0.18, "no_tool": 0.11, "missing": 0.11}
+KINDS = {"single": 0.22, "multiple": 0.25, "parallel": 0.20, "dialogue": 0.19, "no_tool": 0.07, "missing": 0.07}
 # How tool names are written in a record. Varying the style per record keeps the model copying
 # names from the tool list instead of memorising them; BFCL itself mixes snake_case and dotted.
 STYLES = {"snake": 0.55, "dotted": 0.15, "title": 0.15, "kebab": 0.07, "camel": 0.08}
 P_OPTIONAL = 0.35  # chance that a request mentions a given optional parameter
-P_NEAR_MISS = 0.5  # share of no-tool requests whose tools include one of the wanted tool's domain
 DATA_FILE = Path(__file__).with_name("synthetic_catalogue.txt")  # value pools and the tool catalogue
 
 # --- argument values: each generator returns (value for the call, text for the request) ----------
@@ -613,11 +612,7 @@ def verb(tool):
 
 def build_no_tool(r, style):
     want = r.choice(catalogue().tools)
-    k = r.choices([1, 2, 3], [0.45, 0.35, 0.2])[0]
-    if r.random() < P_NEAR_MISS:  # a tool of the same domain that does something else: the hard decline
-        tools = shuffled(r, distractors(r, [want], 1, near=1.0) + distractors(r, [want], k - 1, unrelated=True))
-    else:
-        tools = distractors(r, [want], k, unrelated=True)
+    tools = distractors(r, [want], r.choices([1, 2, 3], [0.45, 0.35, 0.2])[0], unrelated=True)
     fill = {"want": verb(want), "have": join_and(r, [verb(t) for t in tools[:2]])}
     if r.random() < 0.2:  # chit-chat or general knowledge, not a tool request at all
         text, answer = r.choice(GENERAL), r.choice(GENERAL_REFUSALS).format(**fill)
