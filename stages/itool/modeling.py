@@ -49,8 +49,8 @@ def add_model_flags(parser, adapter_help=None):
 def check_adapter(adapter):
     """Raise FileNotFoundError unless `adapter` (None: the bare base) is a saved LoRA adapter."""
     if adapter is not None and not (Path(adapter) / "adapter_model.safetensors").is_file():
-        raise FileNotFoundError(f"no adapter in {adapter} (adapter_model.safetensors missing): run the stage "
-                                "that trains it first (make warmup, make iter_K), or leave --adapter out "
+        raise FileNotFoundError(f"no adapter in {adapter} (adapter_model.safetensors missing): train it first "
+                                "(make warmup; make iterate ITER=K for policy K), or leave --adapter out "
                                 "to use the base model")
 
 
