@@ -9,8 +9,9 @@ RL and no held-out split (it tests on BFCL and API-Bank); test.jsonl is then emp
 are compared (eval/heldout.py). Warm-up samples are ranked on the paper's three difficulty criteria
 (number of candidate tools, string length of the tool list, number of calls in the answer); the
 three ranks are averaged and the order is cut into equal thirds (--thirds all, the paper's).
---thirds by-kind ranks and cuts the call answers and the text answers apart and joins them level
-by level, so that every phase holds the same share of text answers.
+--thirds by-kind ranks and cuts three strata apart (calls, text reporting a tool result, text
+answering the user) and joins them level by level, so that every phase holds the same share of
+each.
 """
 import argparse
 import json
@@ -67,14 +68,23 @@ def difficulty_thirds(samples):
     return thirds
 
 
+def stratum(sample):
+    """What a sample's answer does, as far as the split can tell without a model: a call, text that
+    reports a tool result, or text that answers the user (an ask, a decline, chat)."""
+    if sample["kind"] == "call":
+        return "call"
+    after_tool = bool(sample["messages"]) and sample["messages"][-1]["role"] == "tool"
+    return "report" if after_tool else "reply"
+
+
 def thirds_by_kind(samples):
-    """difficulty_thirds of the call answers and of the text answers apart, joined level by level:
-    every phase then holds the data's share of text answers. Ranked together, text answers (no calls,
-    often few tools) fill the easy third and the curriculum ends on calls alone, which teaches the
-    warm-up to call where it should decline or ask."""
+    """difficulty_thirds of each stratum (call, report, reply) apart, joined level by level: every
+    phase then holds the data's share of each. Ranked together, the replies (no calls, often few
+    tools) fill the easy third and the curriculum ends on calls and reports alone, which teaches the
+    warm-up to call on every request, where it should decline or ask."""
     thirds = {level: [] for level in LEVELS}
-    for kind in sorted({s["kind"] for s in samples}):
-        for level, part in difficulty_thirds([s for s in samples if s["kind"] == kind]).items():
+    for kind in sorted({stratum(s) for s in samples}):
+        for level, part in difficulty_thirds([s for s in samples if stratum(s) == kind]).items():
             thirds[level].extend(part)
     for level in LEVELS:
         thirds[level].sort(key=lambda s: (s["difficulty"], s["id"]))
@@ -98,7 +108,7 @@ def parse_args(argv=None):
     parser.add_argument("--shares", default="59/15/26",
                         help="warm-up/RL/test percentages of the conversations (the paper's: 90/10/0, no test split)")
     parser.add_argument("--thirds", choices=("by-kind", "all"), default="all",
-                        help="by-kind: call and text answers ranked apart, so each third has the same mix; "
+                        help="by-kind: calls, reports and replies ranked apart, so each third has the same mix; "
                              "all: every sample ranked together (the paper)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -47,15 +47,19 @@ def read_thirds(split_dir):
 
 
 def test_thirds_by_kind_hold_the_same_mix_each_ordered_by_difficulty(tmp_path, split_dir):
-    """--thirds by-kind: each kind of answer is cut into its own thirds, so the curriculum does
-    not end on calls alone; within a kind the thirds still go easy to hard."""
+    """--thirds by-kind: calls, reports (text after a tool result) and replies (text to the user: asks,
+    declines) are each cut into their own thirds, so the curriculum does not end on calls and
+    reports alone; within a stratum the thirds still go easy to hard."""
     out = run_stage("01_split_difficulty.py", "--records", split_dir.parent / "toolace.jsonl", "--out", tmp_path,
                     "--seed", 3, "--thirds", "by-kind")
     assert out.returncode == 0, out.stderr
     thirds = read_thirds(tmp_path)
     assert json.loads((tmp_path / "stats.json").read_text())["thirds"] == "by-kind"
-    for kind in ("call", "text"):
-        parts = [[s for s in third if s["kind"] == kind] for third in thirds]
+    def stratum(s):
+        return "call" if s["kind"] == "call" else "report" if s["messages"][-1]["role"] == "tool" else "reply"
+
+    for kind in ("call", "report", "reply"):
+        parts = [[s for s in third if stratum(s) == kind] for third in thirds]
         assert max(map(len, parts)) - min(map(len, parts)) <= 1 and min(map(len, parts)) > 5, kind
         for lower, upper in zip(parts, parts[1:]):
             assert max(s["difficulty"] for s in lower) <= min(s["difficulty"] for s in upper), kind
@@ -69,6 +73,8 @@ def test_thirds_ranked_together_as_in_the_paper_put_text_answers_first(split_dir
         assert max(s["difficulty"] for s in lower) <= min(s["difficulty"] for s in upper)
     text = [sum(s["kind"] == "text" for s in third) for third in thirds]
     assert text[0] > 2 * text[2], text  # what by-kind corrects: the hard third is nearly all calls
+    replies = [sum(s["kind"] == "text" and s["messages"][-1]["role"] != "tool" for s in third) for third in thirds]
+    assert replies[2] * 5 < replies[0], replies  # and holds almost no ask or decline
 
 
 def test_thirds_equal_and_harder_on_every_criterion(split_dir):
