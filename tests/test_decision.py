@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from eval import decision
+from eval import common, decision
 from itool import modeling, records, synthetic
 from itool.files import write_jsonl
 
@@ -46,7 +46,7 @@ def test_the_script_groups_user_turn_items_by_what_the_gold_does(tmp_path):
     write_jsonl(path, samples)
     out = tmp_path / "decision.json"
     run = subprocess.run([sys.executable, "eval/decision.py", "--model", "tiny", "--samples", str(path),
-                          "--out", str(out)], capture_output=True, text=True, cwd=decision.__file__.rsplit("/eval/", 1)[0])
+                          "--out", str(out)], capture_output=True, text=True, cwd=common.REPO)
     assert run.returncode == 0, run.stderr
     result = json.loads(out.read_text())
     user_turns = [s for s in samples if s["messages"][-1]["role"] == "user"]
