@@ -20,7 +20,7 @@ SKIP_BAD   ?= 0#              1: skip malformed input records (counted in data_s
 ITER       ?= 3#              RL iterations for `make iterate`
 NGPU       ?= 1#              >1 runs stages under torchrun (NCCL on GPUs, gloo on CPU)
 QLORA      ?= auto#           auto: 4-bit NF4 on CUDA, bf16 LoRA on CPU; 1 or 0 forces it
-LR         ?= 2e-4#           warm-up SFT learning rate (paper: 5e-5, a full fine-tune's; see docs/failures.md)
+LR         ?= 1e-3#           warm-up SFT learning rate (paper: 5e-5, a full fine-tune's; see docs/failures.md)
 CURRICULUM ?= easy2hard#      easy2hard | mixed (paper Fig. 4 ablation)
 THIRDS     ?= all#            all: every sample ranked together (paper); by-kind: calls, reports and replies cut into thirds apart
 ALPHA      ?= 20#             % of the replay buffer kept as hard samples
@@ -96,7 +96,7 @@ help:
 	@echo "  warmup     easy-to-hard SFT -> $(C)/warmup/"
 	@echo "  iterate    warm-up, then ITER rounds of 03 perplexity -> 04 select -> 05 MCTS -> 06 DPO"
 	@echo "  eval       BFCL-v3 + API-Bank of CKPT -> $(R)/<CKPT>/"
-	@echo "  report     base vs warm-up vs iterations table and accuracy-vs-iteration plot"
+	@echo "  report     checkpoints side by side; accuracy, vs-warm-up and training-curve plots"
 	@echo "  ladder     base, mixed SFT, warm-up, iterations 1..ITER on the same items -> $(R)/ladder/"
 	@echo "  bench      throughput/memory benchmarks against TRL and naive baselines"
 	@echo "  clean      remove data/$(RUN), checkpoints/$(RUN) and $(R)"
@@ -217,14 +217,14 @@ $(E)/summary.json: eval/summarize.py $(E)/bfcl_scores.json $(E)/api_bank_scores.
 
 # Renders whatever summaries exist (seconds); depending on them would re-run the eval of CKPT.
 report:
-	$(PY) eval/report.py --results $(R) --data $(D)
+	$(PY) eval/report.py --results $(R) --data $(D) --checkpoints-dir $(C)
 
 # make ladder: every rung scored on the same items (make eval with the yardstick), then the report of
 # those rungs alone, each against the warm-up with its paired interval, in $(R)/ladder/.
 LADDER ?= base warmup_mixed warmup $(addprefix iter_,$(ITERS))#  checkpoints the ladder scores
 ladder: $(foreach ck,$(filter-out base,$(LADDER)),$(C)/$(ck)/$(ADAPTER))
 	$(foreach ck,$(LADDER),$(MAKE) --no-print-directory eval CKPT=$(ck) WITH_YARDSTICK=1 &&) true
-	$(PY) eval/report.py --results $(R) --checkpoints $(LADDER) --data $(D) --out $(R)/ladder
+	$(PY) eval/report.py --results $(R) --checkpoints $(LADDER) --data $(D) --checkpoints-dir $(C) --out $(R)/ladder
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/pip install -q -r requirements-bench.txt

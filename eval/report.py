@@ -1,16 +1,19 @@
 """Base vs warm-up vs each iteration (make report): every eval/results/$(RUN)/<checkpoint>/summary.json
 side by side in report.md, with paired differences between checkpoints, and accuracy against
-iteration per Table 1 column (the paper's Fig. 5) in accuracy_vs_iteration.png.
+iteration per Table 1 column (the paper's Fig. 5) in accuracy_vs_iteration.png, each checkpoint
+minus the warm-up with its interval in vs_warmup.png (Fig. 4 and 5 read as differences), and the
+training curves of the warm-up and of each iteration's DPO in training_curves.png.
 
     python eval/report.py --results eval/results/default [--data data/default] [--out DIR] \
-        [--resamples 10000] [--seed 0]
+        [--checkpoints-dir checkpoints/default] [--resamples 10000] [--seed 0]
 
 Checkpoints are ordered base, warmup, iter_1, iter_2, ..., then any other (an adapter directory
 evaluated with CKPT=<dir>); the plot shows base, warm-up (iteration 0) and the iterations.
 Paired differences (eval/compare.py, from the checkpoints' *_verdicts.jsonl): the warm-up against
 the base, each iteration and any other checkpoint against the warm-up, and each iteration against
 the one before it. With --data, the search's pair audit of each iteration (stage 05's
-iter_K/pairs_audit.json) is shown too: what DPO was taught, beside what it changed.
+iter_K/pairs_audit.json) is shown too: what DPO was taught, beside what it changed. The training
+curves come from --checkpoints-dir's */metrics.jsonl; report.md names a missing one.
 """
 import argparse
 import json
@@ -172,12 +175,25 @@ def x_position(name):
     return int(match.group(1)) if match else None
 
 
-def plot(summaries, path):
+def pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display where make report runs
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save(fig, path):
+    """Write the figure under a temporary name, then rename: a killed report leaves no half png."""
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    pyplot().close(fig)
+    tmp.replace(path)
+
+
+def plot(summaries, path):
+    plt = pyplot()
     points = [(x_position(s["checkpoint"]), s) for s in summaries if x_position(s["checkpoint"]) is not None]
     xs = [x for x, _ in points]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
@@ -204,10 +220,115 @@ def plot(summaries, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save(fig, path)
+
+
+def warmup_series(directories, compared):
+    """{panel: [(checkpoint, diff, low, high), ...]}, checkpoint - warm-up for every aggregate that
+    compare.py computed between a checkpoint and the warm-up, the checkpoints in report order."""
+    panels = {}
+    for name in directories:
+        results = compared.get(("warmup", name)) or compared.get((name, "warmup")) or {}
+        for file, result in results.items():
+            for r in (r for r in result["rows"] if r["kind"] == "aggregate"):
+                panels.setdefault(f"{result['benchmark']}: {r['measure']}", []).append(
+                    (name, *versus_warmup(compared, name, file, r["measure"])[2:]))
+    return panels
+
+
+def plot_versus_warmup(directories, compared, path):
+    """vs_warmup.png, one panel per aggregate; report.md's lines for it (why not, where not drawn)."""
+    panels = warmup_series(directories, compared)
+    if not panels:
+        path.unlink(missing_ok=True)  # an earlier run's would read as this one's
+        return [f"No {path.name}: " + ("no warm-up among the checkpoints." if "warmup" not in directories else
+                                       "no checkpoint was scored on the same items as the warm-up."), ""]
+    width = min(4, len(panels))
+    height = -(-len(panels) // width)
+    fig, axes = pyplot().subplots(height, width, figsize=(3.6 * width, 3.4 * height), squeeze=False)
+    for ax, (panel, points) in zip(axes.flat, panels.items()):
+        names, diff, low, high = zip(*points)
+        ax.errorbar(range(len(names)), [100 * d for d in diff], capsize=4, fmt="o",  # float noise must not make a length negative
+                    yerr=[[max(0, 100 * (d - l)) for d, l in zip(diff, low)],
+                          [max(0, 100 * (h - d)) for d, h in zip(diff, high)]])
+        ax.axhline(0, color="grey", linewidth=1)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set(title=panel, ylabel="minus warm-up (points)")
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    save(fig, path)
+    return [f"![each checkpoint minus the warm-up]({path.name})", "",
+            "Each checkpoint minus the warm-up in points on the items both were scored on, with the paired bootstrap "
+            "95 % interval of the tables above (the zero line is the warm-up).", ""]
+
+
+# What training_curves.png draws of each iteration's metrics.jsonl (stages/06_dpo.py's names).
+DPO_CURVES = {"loss": "DPO loss", "rewards/margin": "reward margin", "rewards/accuracy": "reward accuracy"}
+
+
+def read_metrics(path, fields):
+    """The lines of a metrics.jsonl as dicts, each holding `fields`."""
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            row = json.loads(line)
+            if not (isinstance(row, dict) and all(f in row for f in fields)):
+                raise ValueError
+        except ValueError:  # json's errors are ValueErrors too
+            raise RecordError(f"{path}:{number}: expected a JSON object with {', '.join(fields)}") from None
+        rows.append(row)
+    return rows
+
+
+def series(rows, field, by=None):
+    """{group: (steps, values)} of `field` against step, a group per value of `by` (None: one group)."""
+    groups = {}
+    for row in rows:
+        steps, values = groups.setdefault(row[by] if by else None, ([], []))
+        steps.append(row["step"])
+        values.append(row[field])
+    return groups
+
+
+def trained(checkpoints_dir, names):
+    """The runs whose curves to draw: the warm-up, and warmup_mixed and each iteration that was
+    reported or trained (a directory under checkpoints_dir), in checkpoint order."""
+    found = set(names) | {p.name for p in Path(checkpoints_dir).glob("*") if p.is_dir()}
+    return ["warmup"] + sorted((n for n in found if re.fullmatch(r"warmup_mixed|iter_\d+", n)), key=order)
+
+
+def plot_training(checkpoints_dir, names, path):
+    """training_curves.png: the warm-ups' loss by phase, each iteration's DPO_CURVES; report.md's lines."""
+    notes, curves = [], {}
+    for name in trained(checkpoints_dir, names):
+        file = Path(checkpoints_dir) / name / "metrics.jsonl"
+        fields = ["step", *DPO_CURVES] if name.startswith("iter_") else ["step", "phase", "loss"]
+        if file.is_file():
+            curves[name] = read_metrics(file, fields)
+        else:
+            notes.append(f"No {file}: {name} is left out of the training curves.")
+    if not curves:
+        path.unlink(missing_ok=True)
+        return ["## Training curves", "", *notes, "", f"No {path.name}: no metrics to draw.", ""]
+    fig, axes = pyplot().subplots(1, 1 + len(DPO_CURVES), figsize=(16, 3.6))
+    for name, rows in curves.items():
+        dpo = name.startswith("iter_")
+        for ax, field in zip(axes[1:], DPO_CURVES) if dpo else [(axes[0], "loss")]:
+            for group, (steps, values) in series(rows, field, None if dpo else "phase").items():
+                ax.plot(steps, values, marker=".", label=name if dpo else f"{name}: {group}")
+    for ax, title in zip(axes, ["warm-up SFT loss", *DPO_CURVES.values()]):
+        ax.set(title=title, xlabel="step")
+        ax.grid(alpha=0.3)
+        if ax.lines:  # an empty legend is a matplotlib warning
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return ["## Training curves", "", f"![training curves]({path.name})", "",
+            f"From {checkpoints_dir}/*/metrics.jsonl: the warm-up's loss per curriculum phase (stage 02), and each "
+            "iteration's DPO loss, reward margin and reward accuracy (stage 06), against its own steps.", "",
+            *notes, *([""] if notes else [])]
 
 
 AUDIT_COLUMNS = {"pairs": "pairs", "samples": "samples with pairs", "decisive": "decisive",
@@ -245,6 +366,8 @@ def main():
     parser.add_argument("--checkpoints", nargs="+", default=None,
                         help="report these checkpoints only (make ladder's rungs; default: every one under --results)")
     parser.add_argument("--data", default=None, help="data/$(RUN): also show each iteration's pair audit")
+    parser.add_argument("--checkpoints-dir", default=None,
+                        help="checkpoints/$(RUN), for the training curves (default: checkpoints/<--results' name>)")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of the paired differences")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = parser.parse_args()
@@ -258,6 +381,10 @@ def main():
     out = Path(args.out or args.results)
     limits = sorted({", ".join(f"{k} {v or 'all'}" for k, v in s["limit"].items() if v is not None) for s in summaries})
     grammar = category_table(summaries, "bfcl_grammar", skip_same=True)
+    out.mkdir(parents=True, exist_ok=True)
+    versus = plot_versus_warmup(directories, compared, out / "vs_warmup.png")
+    curves = plot_training(args.checkpoints_dir or Path("checkpoints") / Path(args.results).name, list(directories),
+                           out / "training_curves.png")
     text = "\n".join(
         ["# iTool evaluation", "", "BFCL-v3 (paper Table 1, with the AST-only figures) and API-Bank (paper Table 2), "
          "accuracy in %. BFCL items: scored / in the benchmark.", ""]
@@ -271,9 +398,9 @@ def main():
            "were read that way; never part of a headline. Categories where it changes nothing are left out.", ""]
         + (grammar or ["It changes nothing here."])
         + ["", "## Generation time per item (s)", ""] + category_table(summaries, "bfcl_seconds_per_item")
-        + ["", "![accuracy vs iteration](accuracy_vs_iteration.png)", "",
+        + ["", "![accuracy vs iteration](accuracy_vs_iteration.png)", "", *versus,
            f"Items per category: {'; '.join(limits)}"
-           + (" (the checkpoints differ: compare with care)." if len(limits) > 1 else "."), ""])
+           + (" (the checkpoints differ: compare with care)." if len(limits) > 1 else "."), ""] + curves)
     atomic_write_text(out / "report.md", text)
     plot(summaries, out / "accuracy_vs_iteration.png")
     print(text)

@@ -771,7 +771,7 @@ def test_make_ladder_scores_every_rung_with_the_yardstick_then_reports_them(tmp_
         assert f"eval/bfcl.py --model tiny --qlora auto {'' if rung == 'base' else f'--adapter checkpoints/t/{rung}/ '}" \
                f"--out eval/results/t/{rung} --limit 3" in text
     assert commands[-1].endswith("eval/report.py --results eval/results/t --checkpoints base warmup_mixed warmup "
-                                 "iter_1 --data data/t --out eval/results/t/ladder")
+                                 "iter_1 --data data/t --checkpoints-dir checkpoints/t --out eval/results/t/ladder")
     only = make(checkout, "-n", "ladder", *variables, "LADDER=warmup iter_1").stdout
     assert "warmup_mixed" not in only and "--results eval/results/t --checkpoints warmup iter_1" in only
 
