@@ -82,9 +82,11 @@ def thirds_by_kind(samples):
     phase then holds the data's share of each. Ranked together, the replies (no calls, often few
     tools) fill the easy third and the curriculum ends on calls and reports alone, which teaches the
     warm-up to call on every request, where it should decline or ask."""
-    thirds = {level: [] for level in LEVELS}
-    for kind in sorted({stratum(s) for s in samples}):
-        for level, part in difficulty_thirds([s for s in samples if stratum(s) == kind]).items():
+    strata, thirds = {}, {level: [] for level in LEVELS}
+    for s in samples:
+        strata.setdefault(stratum(s), []).append(s)
+    for kind in sorted(strata):
+        for level, part in difficulty_thirds(strata[kind]).items():
             thirds[level].extend(part)
     for level in LEVELS:
         thirds[level].sort(key=lambda s: (s["difficulty"], s["id"]))
