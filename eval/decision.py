@@ -25,18 +25,11 @@ from itool import distributed, modeling
 from itool.files import atomic_write_json
 
 
-def call_start_ids(tokenizer):
-    """Ids of the tokens an answer that opens a call list can begin with: those whose text starts with
-    "[" (SentencePiece's word-start mark and spaces aside)."""
-    return sorted(i for token, i in tokenizer.get_vocab().items()
-                  if token.replace("\u2581", " ").lstrip().startswith("["))
-
-
 @torch.inference_mode()
 def call_probabilities(model, tokenizer, samples):
     """p(the answer's first token opens a call list) for each sample, from its training-layout prompt."""
     device = next(model.parameters()).device
-    starts = torch.tensor(call_start_ids(tokenizer), device=device)
+    starts = torch.tensor(modeling.call_start_ids(tokenizer), device=device)
     probabilities = []
     for sample in tqdm(samples, desc="p(call)", unit="item", dynamic_ncols=True):
         ids = modeling.encode_prompt(tokenizer, sample["system"], sample["messages"])

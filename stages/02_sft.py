@@ -68,6 +68,10 @@ def parse_args(argv=None):
                         help="train only this many steps, shared across the phases in proportion (quick runs)")
     parser.add_argument("--max-length", type=int, default=2048,
                         help="samples with more tokens (prompt + answer) are skipped and counted")
+    parser.add_argument("--decision-weight", type=float, default=0.0,
+                        help="extra weight of the first answer token (call or text) of every sample that answers a "
+                             "user turn, in answer tokens, per call sample; text samples weigh more, so that calls "
+                             "and texts weigh the same in all (0: the paper's loss only)")
     parser.add_argument("--attn", default="auto", help="attention kernel: auto (eager on CPU, sdpa on CUDA) | sdpa | eager")
     training.add_flags(parser, "samples")
     # 5e-5 is the paper's rate for a full model; this rank-8 adapter, one pass over the data, learns
@@ -96,17 +100,21 @@ def load_thirds(splits_dir):
 
 
 def encode_thirds(tokenizer, thirds, max_length):
-    """{level: [(prompt ids, answer ids)]} and the ids of the samples skipped for being too long."""
+    """{level: [(prompt ids, answer ids, opens a call)]} and the ids of the samples skipped for being
+    too long. "opens a call" is None where the answer follows a tool result (a report: the context
+    alone says text is due), else whether its first token opens a call list."""
     eot = modeling.end_of_turn_id(tokenizer)
+    starts = set(modeling.call_start_ids(tokenizer))
     encoded, skipped = {}, []
     for level, samples in thirds.items():
         encoded[level] = []
         for sample in samples:
             prompt, answer = modeling.encode_sample(tokenizer, sample, eot)
+            opens_call = answer[0] in starts if sample["messages"] and sample["messages"][-1]["role"] == "user" else None
             if len(prompt) + len(answer) > max_length:
                 skipped.append(sample["id"])
             else:
-                encoded[level].append((prompt, answer))
+                encoded[level].append((prompt, answer, opens_call))
         if not encoded[level]:
             raise RecordError(f"every {level} sample is longer than --max-length {max_length}")
     return encoded, skipped
@@ -158,6 +166,20 @@ def plan_steps(encoded, curriculum, epochs, batch_size, max_steps, seed):
     return plan
 
 
+def decision_weights(encoded, weight):
+    """{(level, index): extra weight of its first answer token} for every sample that answers a user
+    turn, each class (call, text) weighing `weight` x the number of calls in all: text answers are
+    rarer, so each counts for more, and answering with the data's call rate, whatever the request,
+    no longer pays. Empty when the weight is 0 or the data holds one class only."""
+    units = {(level, i): example[2] for level in LEVELS for i, example in enumerate(encoded[level])
+             if example[2] is not None}
+    n_calls = sum(units.values())
+    n_texts = len(units) - n_calls
+    if not weight or not n_calls or not n_texts:
+        return {}
+    return {unit: weight * (1.0 if opens_call else n_calls / n_texts) for unit, opens_call in units.items()}
+
+
 def share_steps(full, total):
     """Split `total` steps across phases in proportion to their full step counts (largest remainder)."""
     exact = {phase: total * n / sum(full.values()) for phase, n in full.items()}
@@ -168,16 +190,17 @@ def share_steps(full, total):
 
 
 def micro_batches(examples, max_tokens):
-    """(prompt, answer) pairs of similar length in micro-batches of at most max_tokens padded tokens."""
-    lengths = [len(prompt) + len(answer) for prompt, answer in examples]
+    """(prompt, answer, ...) examples of similar length in micro-batches of at most max_tokens padded tokens."""
+    lengths = [len(example[0]) + len(example[1]) for example in examples]
     return [[examples[i] for i in batch] for batch in training.micro_batches(lengths, max_tokens)]
 
 
 # --- the loss -------------------------------------------------------------------------------------
 
 def answer_nll(model, group, pad_id, device, shared=0):
-    """Summed -log p of the answer tokens of a micro-batch of (prompt, answer) pairs, the LM head
-    run only at their positions.
+    """(summed -log p of the answer tokens, summed weighted -log p of the first answer token) of a
+    micro-batch of (prompt, answer[, decision weight, ...]) examples, the LM head run only at the
+    answer positions; the second sum covers the examples with a decision weight (0 without any).
 
     The first `shared` tokens, which every prompt of the group begins with (the system prompt's
     instructions), run once for all rows (logprobs.prefixed_hidden): the loss and gradient of full
@@ -185,10 +208,15 @@ def answer_nll(model, group, pad_id, device, shared=0):
     token of its row, so no real token attends to one and no attention mask is needed (the pads'
     own outputs are never used).
     """
-    input_ids, _, labels = collate([(prompt[shared:], answer) for prompt, answer in group], pad_id, device)
+    input_ids, _, labels = collate([(prompt[shared:], answer) for prompt, answer, *_ in group], pad_id, device)
     hidden = prefixed_hidden(model, group[0][0][:shared], input_ids)
     mask = labels[:, 1:] != IGNORE  # position t-1 predicts token t
-    return -chunked_head_logprobs(model, hidden[:, :-1][mask], labels[:, 1:][mask]).sum()
+    logprobs = chunked_head_logprobs(model, hidden[:, :-1][mask], labels[:, 1:][mask])  # row by row
+    weights = [example[2] if len(example) > 2 else 0.0 for example in group]
+    if not any(weights):
+        return -logprobs.sum(), logprobs.new_zeros(())
+    firsts = torch.tensor([0] + [len(example[1]) for example in group[:-1]], device=logprobs.device).cumsum(0)
+    return -logprobs.sum(), -(torch.tensor(weights, device=logprobs.device) * logprobs[firsts]).sum()
 
 
 def rank_share(examples):
@@ -198,26 +226,29 @@ def rank_share(examples):
 
 def train_step(model, optimizer, scheduler, groups, n_targets, pad_id, device, args, state_path):
     """Forward/backward every micro-batch of a step and update the weights; returns (answer-token
-    loss summed over all ranks, gradient norm before clipping, tokens computed once for several
-    rows: a micro-batch's shared prompt head, counted once per row it spared).
+    loss and weighted decision loss, each summed over all ranks, gradient norm before clipping,
+    tokens computed once for several rows: a micro-batch's shared prompt head, counted once per row
+    it spared).
 
     `n_targets` counts the answer tokens of the whole step on every rank, so each rank's gradient is
-    its share of the step's token mean and summing them gives the single-process update."""
-    total, spared, loss_finite = 0.0, 0, True
+    its share of the step's token mean and summing them gives the single-process update; the
+    decision loss is added to the answer-token sum before that division (a sample's decision weighs
+    as many answer tokens as its weight says)."""
+    total, total_decision, spared, loss_finite = 0.0, 0.0, 0, True
     share = not training.checkpoints_activations(model)  # checkpointed layers would drop the head's cache
     for group in groups:
-        shared = common_prefix([prompt for prompt, _ in group]) if share and len(group) > 1 else 0
+        shared = common_prefix([example[0] for example in group]) if share and len(group) > 1 else 0
         spared += (len(group) - 1) * shared
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            nll = answer_nll(model, group, pad_id, device, shared)
-        if not torch.isfinite(nll):  # stop every rank before the update (training.finish_step)
+            nll, decision = answer_nll(model, group, pad_id, device, shared)
+        if not torch.isfinite(nll + decision):  # stop every rank before the update (training.finish_step)
             loss_finite = False
             continue
-        (nll / n_targets).backward()  # token mean over the whole step, not over this micro-batch
-        total += nll.item()
+        ((nll + decision) / n_targets).backward()  # token mean over the whole step, not over this micro-batch
+        total, total_decision = total + nll.item(), total_decision + decision.item()
     grad_norm = training.finish_step(optimizer, scheduler, args.max_grad_norm, state_path, loss_finite)
-    total, spared = distributed.all_sum(torch.tensor([total, spared], dtype=torch.float64)).tolist()
-    return total, grad_norm, int(spared)
+    sums = distributed.all_sum(torch.tensor([total, total_decision, spared], dtype=torch.float64)).tolist()
+    return sums[0], sums[1], grad_norm, int(sums[2])
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -243,6 +274,10 @@ def main(argv=None):
         print(f"skipped {len(skipped)} samples longer than --max-length {args.max_length} tokens "
               f"(e.g. {', '.join(skipped[:5])})", file=sys.stderr)
     plan = plan_steps(encoded, args.curriculum, args.epochs, args.batch_size, args.max_steps, args.seed)
+    weights = decision_weights(encoded, args.decision_weight)
+    if args.decision_weight and not weights and main_rank:
+        print("--decision-weight: no sample answers a user turn with a call, or none with text; the weight has "
+              "nothing to balance and is not used", file=sys.stderr)
     phase_ends = {phase: i + 1 for i, (phase, _) in enumerate(plan)}  # step after which each phase is done
 
     model = training.trainable_model(model_dir, args, device, qlora)
@@ -263,22 +298,23 @@ def main(argv=None):
         print(f"{args.curriculum}: {len(plan)} steps ({', '.join(f'{p} {sum(s[0] == p for s in plan)}' for p in phase_ends)}), "
               f"{n_trainable / 1e6:.2f}M trainable parameters, {'QLoRA' if qlora else 'LoRA'} on {device}"
               f"{f' x {distributed.world_size()} ranks' if distributed.world_size() > 1 else ''}")
-    window = {"nll": 0.0, "targets": 0, "tokens": 0, "seconds": 0.0}
+    window = {"nll": 0.0, "decision": 0.0, "targets": 0, "tokens": 0, "seconds": 0.0}
     run_tokens, run_spared, run_seconds = 0, 0, 0.0
     progress = tqdm(range(start, len(plan)), initial=start, total=len(plan), desc="warm-up", dynamic_ncols=True,
                     disable=not main_rank)
     for step in progress:
         phase, units = plan[step]
-        examples = [encoded[level][i] for level, i in units]
-        n_targets = sum(len(answer) for _, answer in examples)
-        n_tokens = sum(len(prompt) + len(answer) for prompt, answer in examples)
+        examples = [(*encoded[level][i][:2], weights.get((level, i), 0.0)) for level, i in units]
+        n_targets = sum(len(example[1]) for example in examples)
+        n_tokens = sum(len(example[0]) + len(example[1]) for example in examples)
         lr = scheduler.get_last_lr()[0]
         started = time.perf_counter()
         groups = micro_batches(rank_share(examples), micro_batch_tokens)
-        nll, grad_norm, spared = train_step(model, optimizer, scheduler, groups, n_targets, tokenizer.pad_token_id,
-                                            device, args, state_path)
+        nll, decision, grad_norm, spared = train_step(model, optimizer, scheduler, groups, n_targets,
+                                                      tokenizer.pad_token_id, device, args, state_path)
         seconds = time.perf_counter() - started
-        for key, value in (("nll", nll), ("targets", n_targets), ("tokens", n_tokens), ("seconds", seconds)):
+        for key, value in (("nll", nll), ("decision", decision), ("targets", n_targets), ("tokens", n_tokens),
+                           ("seconds", seconds)):
             window[key] += value
         if step > start:  # the first step pays one-off allocation costs
             run_tokens, run_spared, run_seconds = run_tokens + n_tokens, run_spared + spared, run_seconds + seconds
@@ -287,7 +323,8 @@ def main(argv=None):
         done = step + 1
         if main_rank and (done % args.log_every == 0 or done == len(plan) or done == phase_ends[phase]):
             training.log_metrics(metrics, {
-                "step": done, "phase": phase, "loss": round(window["nll"] / window["targets"], 5), "lr": lr,
+                "step": done, "phase": phase, "loss": round(window["nll"] / window["targets"], 5),
+                **({"decision_loss": round(window["decision"] / window["targets"], 5)} if weights else {}), "lr": lr,
                 "grad_norm": round(grad_norm, 4), "tokens_per_s": round(window["tokens"] / window["seconds"], 1),
                 "peak_memory_mib": round(training.peak_memory_mib(device))})
             window = dict.fromkeys(window, 0)

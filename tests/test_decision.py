@@ -20,7 +20,7 @@ def test_auc_orders_call_golds_above_text_golds():
 
 
 def test_call_start_tokens_open_a_list_and_nothing_else(tiny_tokenizer):
-    starts = set(decision.call_start_ids(tiny_tokenizer))
+    starts = set(modeling.call_start_ids(tiny_tokenizer))
     assert tiny_tokenizer("[get_weather(city='Paris')]", add_special_tokens=False).input_ids[0] in starts
     assert tiny_tokenizer("None of the functions can help.", add_special_tokens=False).input_ids[0] not in starts
     assert all(tiny_tokenizer.decode([i]).lstrip().startswith("[") for i in starts)
@@ -31,7 +31,7 @@ def test_probabilities_are_the_share_of_the_next_token_that_opens_a_call(tiny_mo
     model = modeling.load_model(tiny_model_dir, device=torch.device("cpu"))
     samples = synthetic_samples[:3]
     ps = decision.call_probabilities(model, tiny_tokenizer, samples)
-    starts = decision.call_start_ids(tiny_tokenizer)
+    starts = modeling.call_start_ids(tiny_tokenizer)
     for sample, p in zip(samples, ps):
         ids = modeling.encode_prompt(tiny_tokenizer, sample["system"], sample["messages"])
         with torch.no_grad():

@@ -37,6 +37,7 @@ LINKS = [("MODEL", s, "model", str) for s in ("02_sft.py", "03_perplexity.py", "
     ("SKIP_BAD", "00_data.py", "skip_bad", AS_FLAG.get), ("SHARES", "01_split_difficulty.py", "shares", str),
     ("THIRDS", "01_split_difficulty.py", "thirds", str),
     ("LR", "02_sft.py", "lr", float), ("CURRICULUM", "02_sft.py", "curriculum", str),
+    ("DECISION", "02_sft.py", "decision_weight", float),
     ("ALPHA", "04_select_hard.py", "alpha", float), ("STRATIFY", "04_select_hard.py", "stratify", AS_FLAG.get),
     ("LOSS", "06_dpo.py", "loss", str), ("DPO_LR", "06_dpo.py", "lr", float),
 ]

@@ -1,6 +1,7 @@
 """Stage 02 (warm-up SFT) on the tiny random Gemma: curriculum plan, loss masking, learning, exact
 resume after a kill, the NaN guard, QLoRA, and adapters that plain peft loads."""
 import json
+import math
 import random
 from types import SimpleNamespace
 
@@ -115,7 +116,7 @@ def test_only_answer_tokens_carry_loss(tiny_model_dir, tiny_tokenizer, synthetic
     examples = [modeling.encode_sample(tiny_tokenizer, s, eot) for s in synthetic_samples[:3]]
     input_ids = logprobs.collate(examples, pad)[0]
     with torch.no_grad():
-        ours = sft.answer_nll(model, examples, pad, cpu).item()
+        ours = sft.answer_nll(model, examples, pad, cpu)[0].item()
         # reference: the full LM head on every position, cross-entropy on the answer tokens only
         logits = model(input_ids=input_ids).logits.float()[:, :-1]
         per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), input_ids[:, 1:], reduction="none")
@@ -127,9 +128,9 @@ def test_only_answer_tokens_carry_loss(tiny_model_dir, tiny_tokenizer, synthetic
 
         # the last prompt token counted as an answer token changes the loss
         moved = [(prompt[:-1], prompt[-1:] + answer) for prompt, answer in examples]
-        assert sft.answer_nll(model, moved, pad, cpu).item() != pytest.approx(ours, rel=1e-4)
+        assert sft.answer_nll(model, moved, pad, cpu)[0].item() != pytest.approx(ours, rel=1e-4)
         # each row scores the same alone as padded in a batch: no attention mask is needed
-        alone = sum(sft.answer_nll(model, [e], pad, cpu).item() for e in examples)
+        alone = sum(sft.answer_nll(model, [e], pad, cpu)[0].item() for e in examples)
         assert alone == pytest.approx(ours, rel=1e-3)
 
 
@@ -157,7 +158,7 @@ def test_a_shared_prefix_runs_once_with_the_loss_and_gradient_of_full_rows(tiny_
 
     def loss_and_grads(share):
         model.zero_grad()
-        loss = sft.answer_nll(model, examples, pad, cpu, shared if share else 0)
+        loss = sft.answer_nll(model, examples, pad, cpu, shared if share else 0)[0]
         loss.backward()
         return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -178,12 +179,12 @@ def test_a_shared_prefix_runs_once_with_the_loss_and_gradient_of_full_rows(tiny_
         return sft.train_step(model, optimizer, scheduler, [examples], 1, pad, cpu, SimpleNamespace(max_grad_norm=1.0),
                               None)
 
-    step_loss, _, spared = step()
+    step_loss, _, _, spared = step()
     assert step_loss == pytest.approx(full_loss, rel=2e-4) and spared == 3 * shared  # the step runs in bf16
     # checkpointed layers drop the cache: the shared head would silently vanish, so a step does not share
     model.get_base_model().activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    assert sft.answer_nll(model, examples, pad, cpu, shared).item() != pytest.approx(full_loss, rel=2e-4)
-    step_loss, _, spared = step()
+    assert sft.answer_nll(model, examples, pad, cpu, shared)[0].item() != pytest.approx(full_loss, rel=2e-4)
+    step_loss, _, _, spared = step()
     assert step_loss == pytest.approx(full_loss, rel=2e-4) and spared == 0
 
 
@@ -205,6 +206,58 @@ def test_chunked_head_matches_the_full_head(tiny_model_dir):
         assert hidden.grad.dtype == torch.bfloat16
 
 
+def test_decision_weights_give_calls_and_texts_the_same_total_and_skip_reports():
+    encoded = {"easy": [([1], [2], True)] * 6 + [([1], [2], None)] * 3, "medium": [([1], [2], False)] * 2,
+               "hard": [([1], [2], True)] * 2}
+    weights = sft.decision_weights(encoded, 3.0)
+    assert ("easy", 6) not in weights and len(weights) == 10  # reports carry no decision
+    calls = [w for (level, i), w in weights.items() if encoded[level][i][2]]
+    texts = [w for (level, i), w in weights.items() if not encoded[level][i][2]]
+    assert set(calls) == {3.0} and sum(texts) == pytest.approx(sum(calls)) == 24.0
+    assert sft.decision_weights(encoded, 0.0) == {}
+    assert sft.decision_weights({**encoded, "medium": []}, 3.0) == {}  # one class only: nothing to balance
+
+
+def test_the_decision_term_is_the_weighted_first_answer_token_and_a_step_on_it_raises_it(
+        tiny_model_dir, tiny_tokenizer, synthetic_samples):
+    """The decision term is weight x -log p(the gold's first answer token): for a text gold the
+    token its text begins with, so no token but the gold's own can lower it (a term that read
+    "anything but a call" would let an answer that opens with "(" win it). One plain SGD step on it
+    raises that token's probability, for a call and for a text gold."""
+    eot = modeling.end_of_turn_id(tiny_tokenizer)
+    pad, cpu = tiny_tokenizer.pad_token_id, torch.device("cpu")
+    first_turns = [s for s in synthetic_samples if len(s["messages"]) == 1]
+    for opens_call in (False, True):
+        sample = next(s for s in first_turns if s["answer"].startswith("[") == opens_call)
+        other = next(s for s in first_turns if s is not sample and len(s["answer"]) > 20)
+        torch.manual_seed(0)
+        model = modeling.load_model(tiny_model_dir, trainable=True, device=cpu).float()
+        with torch.no_grad():  # a fresh adapter's B is zero: give the step something to move
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.1)
+        prompt, answer = modeling.encode_sample(tiny_tokenizer, sample, eot)
+        # a row without a decision weight beside it: only the weighted row's first token counts
+        group = [modeling.encode_sample(tiny_tokenizer, other, eot) + (0.0,), (prompt, answer, 3.0)]
+
+        def p_first():
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([prompt])).logits[0, -1].float()
+            return logits.softmax(-1)[answer[0]].item()
+
+        before = p_first()
+        nll, decision = sft.answer_nll(model, group, pad, cpu)
+        assert decision.item() == pytest.approx(-3.0 * math.log(before), rel=1e-3)
+        assert nll.item() == pytest.approx(sft.answer_nll(model, [g[:2] for g in group], pad, cpu)[0].item(), rel=1e-6)
+        decision.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.grad is not None:
+                    p -= 0.05 * p.grad
+        assert p_first() > before
+        assert sft.answer_nll(model, [g[:2] for g in group], pad, cpu)[1].item() == 0.0  # no weights: no term
+
+
 # --- runs of the stage on the tiny model ----------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -220,7 +273,7 @@ def mean_answer_nll(model_dir, adapter, splits, tokenizer):
     eot = modeling.end_of_turn_id(tokenizer)
     examples = [modeling.encode_sample(tokenizer, s, eot) for level in LEVELS for s in read_jsonl(splits / f"{level}.jsonl")]
     with torch.no_grad():
-        nll = sft.answer_nll(model, examples, tokenizer.pad_token_id, torch.device("cpu")).item()
+        nll = sft.answer_nll(model, examples, tokenizer.pad_token_id, torch.device("cpu"))[0].item()
     return nll / sum(len(answer) for _, answer in examples)
 
 
@@ -236,6 +289,12 @@ def test_loss_decreases_and_curriculum_runs_in_order(trained, splits, tiny_model
     assert summary["steps"] == 18 and summary["skipped_too_long"] == 0
     assert summary["decoder_tokens_per_s"] < summary["tokens_per_s"]  # each micro-batch's prompt head ran once
     assert not (out / "train_state.pt").exists()
+
+
+def test_a_decision_weighted_run_logs_the_decision_loss(trained, splits, tmp_path):
+    metrics = run(splits, tmp_path, "--decision-weight", "2", "--max-steps", "6")
+    assert len(metrics) == 6 and sum(m["decision_loss"] for m in metrics) > 0
+    assert all("decision_loss" not in m for m in trained[1])  # the paper's loss alone by default
 
 
 def test_stage_adapters_load_with_plain_peft(trained, tiny_model_dir):
@@ -289,9 +348,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_state(splits, tmp_path, monkeypa
     real_nll, calls = sft.answer_nll, []
 
     def nan_in_step_3(*args):
-        nll = real_nll(*args)
+        nll, decision = real_nll(*args)
         calls.append(1)
-        return nll * float("nan") if len(calls) > 2 else nll  # one micro-batch per step here
+        return (nll * float("nan") if len(calls) > 2 else nll), decision  # one micro-batch per step here
 
     monkeypatch.setattr(sft, "answer_nll", nan_in_step_3)
     with pytest.raises(training.NonFiniteLoss, match="step 3.*train_state.pt"):
@@ -357,8 +416,8 @@ def test_a_step_is_the_token_mean_over_the_whole_step_not_per_micro_batch(tiny_m
         return torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]).clone()
 
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        whole = gradient([sft.answer_nll(model, examples, pad, cpu) / n_targets])
-        per_micro_batch = gradient([sft.answer_nll(model, g, pad, cpu) / sum(len(a) for _, a in g) / len(groups)
+        whole = gradient([sft.answer_nll(model, examples, pad, cpu)[0] / n_targets])
+        per_micro_batch = gradient([sft.answer_nll(model, g, pad, cpu)[0] / sum(len(a) for _, a in g) / len(groups)
                                     for g in groups])
     captured = []
     monkeypatch.setattr(training, "finish_step", lambda optimizer, *rest, **kw: captured.append(

@@ -294,6 +294,13 @@ def end_of_turn_id(tokenizer):
     return tokenizer.eos_token_id
 
 
+def call_start_ids(tokenizer):
+    """Ids of the tokens an answer that opens a call list can begin with: those whose text starts with
+    "[" (SentencePiece's word-start mark and spaces aside)."""
+    return sorted(i for token, i in tokenizer.get_vocab().items()
+                  if token.replace("\u2581", " ").lstrip().startswith("["))
+
+
 def encode_prompt(tokenizer, system, messages):
     """Token ids of the conversation up to and including the header of the next assistant turn."""
     text = tokenizer.apply_chat_template(chat_messages(system, messages), tokenize=False, add_generation_prompt=True)
