@@ -11,7 +11,8 @@ are compared (eval/heldout.py). Warm-up samples are ranked on the paper's three 
 three ranks are averaged and the order is cut into equal thirds (--thirds all, the paper's).
 --thirds by-kind ranks and cuts three strata apart (calls, text reporting a tool result, text
 answering the user) and joins them level by level, so that every phase holds the same share of
-each.
+each; --thirds replies cuts only the replies apart and ranks calls and reports together, as the
+paper does.
 """
 import argparse
 import json
@@ -77,14 +78,15 @@ def stratum(sample):
     return "report" if after_tool else "reply"
 
 
-def thirds_by_kind(samples):
-    """difficulty_thirds of each stratum (call, report, reply) apart, joined level by level: every
-    phase then holds the data's share of each. Ranked together, the replies (no calls, often few
-    tools) fill the easy third and the curriculum ends on calls and reports alone, which teaches the
-    warm-up to call on every request, where it should decline or ask."""
+def thirds_by_kind(samples, apart=("call", "report", "reply")):
+    """difficulty_thirds of each stratum in `apart` apart (the rest ranked together), joined level
+    by level: every phase then holds the data's share of each. Ranked together, the replies (no
+    calls, often few tools) fill the easy third and the curriculum ends on calls and reports alone,
+    which teaches the warm-up to call on every request, where it should decline or ask."""
     strata, thirds = {}, {level: [] for level in LEVELS}
     for s in samples:
-        strata.setdefault(stratum(s), []).append(s)
+        kind = stratum(s)
+        strata.setdefault(kind if kind in apart else "rest", []).append(s)
     for kind in sorted(strata):
         for level, part in difficulty_thirds(strata[kind]).items():
             thirds[level].extend(part)
@@ -109,8 +111,9 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True, help="folder of the split files (splits/)")
     parser.add_argument("--shares", default="59/15/26",
                         help="warm-up/RL/test percentages of the conversations (the paper's: 90/10/0, no test split)")
-    parser.add_argument("--thirds", choices=("by-kind", "all"), default="all",
+    parser.add_argument("--thirds", choices=("by-kind", "replies", "all"), default="all",
                         help="by-kind: calls, reports and replies ranked apart, so each third has the same mix; "
+                             "replies: only the replies (asks, declines) apart, in every third; "
                              "all: every sample ranked together (the paper)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -139,7 +142,10 @@ def main():
     for record in records:
         samples = record_samples(record, record["id"])
         (rl if record["id"] in rl_ids else test if record["id"] in test_ids else warmup).extend(samples)
-    thirds = thirds_by_kind(warmup) if args.thirds == "by-kind" else difficulty_thirds(warmup)
+    if args.thirds == "all":
+        thirds = difficulty_thirds(warmup)
+    else:
+        thirds = thirds_by_kind(warmup, ("call", "report", "reply") if args.thirds == "by-kind" else ("reply",))
 
     out = Path(args.out)
     for level, samples in thirds.items():

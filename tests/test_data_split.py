@@ -65,6 +65,27 @@ def test_thirds_by_kind_hold_the_same_mix_each_ordered_by_difficulty(tmp_path, s
             assert max(s["difficulty"] for s in lower) <= min(s["difficulty"] for s in upper), kind
 
 
+def test_thirds_replies_put_asks_and_declines_in_every_third_and_rank_the_rest_together(tmp_path, split_dir):
+    """--thirds replies: only the replies are cut into thirds of their own; calls and reports are
+    ranked together as in the paper, so the hard third keeps the hardest of them, calls mostly."""
+    out = run_stage("01_split_difficulty.py", "--records", split_dir.parent / "toolace.jsonl", "--out", tmp_path,
+                    "--seed", 3, "--thirds", "replies")
+    assert out.returncode == 0, out.stderr
+    thirds = read_thirds(tmp_path)
+    def is_reply(s):
+        return s["kind"] == "text" and s["messages"][-1]["role"] != "tool"
+
+    for part in ([s for s in third if is_reply(s)] for third in thirds), ([s for s in third if not is_reply(s)]
+                                                                            for third in thirds):
+        part = list(part)
+        assert max(map(len, part)) - min(map(len, part)) <= 1 and min(map(len, part)) > 5
+        for lower, upper in zip(part, part[1:]):
+            assert max(s["difficulty"] for s in lower) <= min(s["difficulty"] for s in upper)
+    rest = [[s for s in third if not is_reply(s)] for third in thirds]
+    reports = [sum(s["kind"] == "text" for s in third) for third in rest]
+    assert reports[0] > reports[2], reports  # calls and reports ranked together: reports stay mostly easy
+
+
 def test_thirds_ranked_together_as_in_the_paper_put_text_answers_first(split_dir):
     """The default (--thirds all, the paper's): every sample ranked together."""
     assert json.loads((split_dir / "stats.json").read_text())["thirds"] == "all"
