@@ -25,6 +25,7 @@ from itool.records import RecordError, record_samples, validate_record
 
 CRITERIA = ("n_tools", "tools_chars", "n_calls")
 LEVELS = ("easy", "medium", "hard")
+STRATA_APART = {"by-kind": ("call", "report", "reply"), "replies": ("reply",)}  # --thirds: strata cut apart
 
 
 def average_ranks(values):
@@ -78,7 +79,7 @@ def stratum(sample):
     return "report" if after_tool else "reply"
 
 
-def thirds_by_kind(samples, apart=("call", "report", "reply")):
+def thirds_by_kind(samples, apart):
     """difficulty_thirds of each stratum in `apart` apart (the rest ranked together), joined level
     by level: every phase then holds the data's share of each. Ranked together, the replies (no
     calls, often few tools) fill the easy third and the curriculum ends on calls and reports alone,
@@ -111,7 +112,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True, help="folder of the split files (splits/)")
     parser.add_argument("--shares", default="59/15/26",
                         help="warm-up/RL/test percentages of the conversations (the paper's: 90/10/0, no test split)")
-    parser.add_argument("--thirds", choices=("by-kind", "replies", "all"), default="all",
+    parser.add_argument("--thirds", choices=(*STRATA_APART, "all"), default="all",
                         help="by-kind: calls, reports and replies ranked apart, so each third has the same mix; "
                              "replies: only the replies (asks, declines) apart, in every third; "
                              "all: every sample ranked together (the paper)")
@@ -142,10 +143,7 @@ def main():
     for record in records:
         samples = record_samples(record, record["id"])
         (rl if record["id"] in rl_ids else test if record["id"] in test_ids else warmup).extend(samples)
-    if args.thirds == "all":
-        thirds = difficulty_thirds(warmup)
-    else:
-        thirds = thirds_by_kind(warmup, ("call", "report", "reply") if args.thirds == "by-kind" else ("reply",))
+    thirds = difficulty_thirds(warmup) if args.thirds == "all" else thirds_by_kind(warmup, STRATA_APART[args.thirds])
 
     out = Path(args.out)
     for level, samples in thirds.items():
