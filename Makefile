@@ -23,6 +23,7 @@ QLORA      ?= auto#           auto: 4-bit NF4 on CUDA, bf16 LoRA on CPU; 1 or 0 
 LR         ?= 1e-3#           warm-up SFT learning rate (paper: 5e-5, a full fine-tune's; see docs/failures.md)
 CURRICULUM ?= easy2hard#      easy2hard | mixed (paper Fig. 4 ablation)
 DECISION   ?= 0#              extra weight of the warm-up's first answer token, calls and texts balanced (0: the paper's loss)
+CALL_OFFSET ?= 0#             1: the warm-up's call offset, set on rl.jsonl so that it calls as often there as the golds (0: none)
 THIRDS     ?= all#            all: every sample ranked together (paper); by-kind: calls, reports and replies cut into thirds apart; replies: the replies apart
 ALPHA      ?= 20#             % of the replay buffer kept as hard samples
 STRATIFY   ?= 1#              1: the top ALPHA % of call and of text answers separately; 0: of all (paper)
@@ -66,7 +67,7 @@ config = $(shell mkdir -p $(D)/.config && f=$(D)/.config/$(1) && \
 CFG_DATA   := $(call config,data,DATA=$(DATA) SAMPLES=$(SAMPLES) SEED=$(SEED) SKIP_BAD=$(SKIP_BAD))
 CFG_SPLIT  := $(call config,split,SEED=$(SEED) SHARES=$(SHARES) THIRDS=$(THIRDS))
 CFG_POLICY := $(call config,policy,MODEL=$(MODEL) QLORA=$(QLORA))
-CFG_SFT    := $(call config,sft,LR=$(LR) CURRICULUM=$(CURRICULUM) DECISION=$(DECISION) SEED=$(SEED) $(SFT_ARGS))
+CFG_SFT    := $(call config,sft,LR=$(LR) CURRICULUM=$(CURRICULUM) DECISION=$(DECISION) CALL_OFFSET=$(CALL_OFFSET) SEED=$(SEED) $(SFT_ARGS))
 CFG_SELECT := $(call config,select,ALPHA=$(ALPHA) STRATIFY=$(STRATIFY) FRESH=$(FRESH))
 CFG_MCTS   := $(call config,mcts,SEED=$(SEED) $(MCTS_ARGS))
 CFG_DPO    := $(call config,dpo,LOSS=$(LOSS) BETA=$(BETA) NLL=$(NLL) DPO_LR=$(DPO_LR) SEED=$(SEED) $(DPO_ARGS))
@@ -80,6 +81,7 @@ LIB_DPO   := $(LIB_TRAIN) $(PKG)/losses.py $(PKG)/pairs.py
 LIB_SYNTHETIC := $(PKG)/synthetic.py $(PKG)/synthetic_catalogue.txt
 
 WARMUP := $(C)/warmup/$(ADAPTER)
+OFFSET_FLAG := $(if $(filter 1,$(CALL_OFFSET)),--call-offset-samples $(D)/splits/rl.jsonl)
 policy = $(if $(filter 0,$(1)),$(WARMUP),$(C)/iter_$(1)/$(ADAPTER))
 MODEL_FLAGS := --model $(MODEL) --qlora $(QLORA)
 
@@ -145,7 +147,7 @@ $(SPLIT): stages/01_split_difficulty.py $(D)/toolace.jsonl $(LIB_DATA) $(CFG_SPL
 warmup: $(WARMUP)
 $(WARMUP): stages/02_sft.py $(SPLIT) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
 	$(LAUNCH) stages/02_sft.py $(MODEL_FLAGS) --splits-dir $(D)/splits --out $(C)/warmup \
-		--curriculum $(CURRICULUM) --lr $(LR) --decision-weight $(DECISION) --seed $(SEED) $(SFT_ARGS)
+		--curriculum $(CURRICULUM) --lr $(LR) --decision-weight $(DECISION) $(OFFSET_FLAG) --seed $(SEED) $(SFT_ARGS)
 
 # --- iteration K: 03 replay buffer -> 04 hard samples -> 05 MCTS pairs -> 06 DPO ---------------------
 # $(1) = K, $(2) = adapter file of policy K-1, $(3) = hard.jsonl of iterations 1..K-1 (FRESH=1)
@@ -174,7 +176,7 @@ iterate: $(call policy,$(ITER))
 MIXED := $(C)/warmup_mixed/$(ADAPTER)
 $(MIXED): stages/02_sft.py $(SPLIT) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
 	$(LAUNCH) stages/02_sft.py $(MODEL_FLAGS) --splits-dir $(D)/splits --out $(C)/warmup_mixed \
-		--curriculum mixed --lr $(LR) --decision-weight $(DECISION) --seed $(SEED) $(SFT_ARGS)
+		--curriculum mixed --lr $(LR) --decision-weight $(DECISION) $(OFFSET_FLAG) --seed $(SEED) $(SFT_ARGS)
 
 # --- evaluation, report, benchmarks ------------------------------------------------------------------
 # make eval CKPT=base|warmup|iter_K|<adapter dir>: BFCL-v3, API-Bank and the run's held-out split ->

@@ -42,6 +42,9 @@ def add_checkpoint_flags(parser):
     parser.add_argument("--generator", choices=("fast", "reference"), default="fast",
                         help="reference: transformers' model.generate with the adapter unmerged (make bench's peer)")
     parser.add_argument("--pool-size", type=int, default=64, help="rows decoded together (a pool new prompts join)")
+    parser.add_argument("--call-offset", type=float,
+                        help="added to the call-opening logits at the first token of an answer to a user "
+                             "(default: the adapter's own, from its call_offset.json; 0 without one)")
 
 
 def load_generator(args):
@@ -54,10 +57,11 @@ def load_generator(args):
 
     reference = args.generator == "reference"
     try:
+        offset = modeling.read_call_offset(args.adapter) if args.call_offset is None else args.call_offset
         tokenizer, model = modeling.load_policy(args, distributed.local_device(), merge=not reference)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
-    return make_generator(model, tokenizer, args.pool_size, reference)
+    return make_generator(model, tokenizer, args.pool_size, reference, call_offset=offset)
 
 
 def stop_ids(tokenizer):
@@ -68,11 +72,12 @@ def stop_ids(tokenizer):
     return generation.stop_ids(tokenizer)
 
 
-def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None):
+def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None, call_offset=0.0):
     """`generate(prompts, max_new_tokens) -> texts`, greedy, each answer cut at its first stop
-    token (`stops`, default stop_ids). The fast path is generation.greedy: a pool of `batch_size`
-    rows that finished rows leave and new prompts join, the LM head on each row's last hidden
-    state only. `reference=True` is the path it replaced: transformers' `model.generate` on
+    token (`stops`, default stop_ids); where the prompt ends with the user's turn, `call_offset`
+    is added to the logits of the tokens that open a call list at the answer's first token. The
+    fast path is generation.greedy: a pool of `batch_size` rows that finished rows leave and new
+    prompts join, the LM head on each row's last hidden state only. `reference=True` is the path it replaced: transformers' `model.generate` on
     left-padded batches of `batch_size` prompts sorted by length."""
     import torch
 
@@ -85,26 +90,43 @@ def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None)
     if not reference:
         generation.use_grouped_attention(model)
 
+    call_ids = modeling.call_start_ids(tokenizer) if call_offset else []
+
+    def first_token_offset(width, offsets):
+        """model.generate's form of the offset: added to the scores of the step after the prompt."""
+        offsets = torch.tensor(offsets, device=device)[:, None]
+
+        def process(input_ids, scores):
+            if input_ids.shape[1] == width:
+                scores[:, call_ids] += offsets
+            return scores
+        return process
+
     @torch.inference_mode()
-    def reference_batch(rows, max_new_tokens):
+    def reference_batch(rows, max_new_tokens, offsets):
         width = max(map(len, rows))
         input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
         attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+        processors = [first_token_offset(width, offsets)] if call_offset else []
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
-                             max_new_tokens=max_new_tokens, eos_token_id=sorted(stops), pad_token_id=pad_id)
+                             max_new_tokens=max_new_tokens, eos_token_id=sorted(stops), pad_token_id=pad_id,
+                             logits_processor=processors)
         return [next((ids[:i] for i, t in enumerate(ids) if t in stops), ids) for ids in out[:, width:].tolist()]
 
     def generate(prompts, max_new_tokens=256):
         encoded = [modeling.encode_prompt(tokenizer, p["system"], p["messages"]) for p in prompts]
+        offsets = [call_offset if p["messages"] and p["messages"][-1]["role"] == "user" else 0.0 for p in prompts]
         if reference:
             order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
             outputs = [None] * len(prompts)
             for start in range(0, len(order), batch_size):
                 batch = order[start:start + batch_size]
-                for i, ids in zip(batch, reference_batch([encoded[i] for i in batch], max_new_tokens)):
+                batch_outputs = reference_batch([encoded[i] for i in batch], max_new_tokens, [offsets[i] for i in batch])
+                for i, ids in zip(batch, batch_outputs):
                     outputs[i] = ids
         else:  # one pool over all prompts: rows that finish make room for the next
-            outputs = generation.greedy(model, encoded, stops, max_new_tokens, pad_id, batch_size, cache=cache)
+            outputs = generation.greedy(model, encoded, stops, max_new_tokens, pad_id, batch_size, cache=cache,
+                                        call_ids=call_ids, offsets=offsets if call_offset else None)
         return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in outputs]
 
     return generate
@@ -174,10 +196,13 @@ def generate_all(name, items, answer, args, settings, inputs, groups):
     """Every item's output by id: the rows a killed run with the same fingerprint (flags, inputs,
     code, adapter) left in the partial file, then answer() for the rest, each batch appended to
     the file as it comes. Adds to `groups` each group's seconds generating and items generated."""
+    from itool.modeling import CALL_OFFSET_FILE
+
     settings = {"model": args.model, "adapter": args.adapter, "qlora": args.qlora, "generator": args.generator,
-                "max_new_tokens": args.max_new_tokens, **settings}
+                "max_new_tokens": args.max_new_tokens, "call_offset": getattr(args, "call_offset", None), **settings}
     # The harness's own files count too: a changed prompt or decoder must not reuse old answers.
-    adapter = [str(Path(args.adapter) / "adapter_model.safetensors")] if args.adapter else []
+    adapter = [path for path in (Path(args.adapter) / "adapter_model.safetensors",
+                                 Path(args.adapter) / CALL_OFFSET_FILE) if path.is_file()] if args.adapter else []
     path = partial_file(args.out, name)
     rows = files.resume_partial(path, files.fingerprint(settings, [*inputs, __file__, *adapter]))
     outputs = {i: row["output"] for i, row in rows.items()}

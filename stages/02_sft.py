@@ -48,10 +48,10 @@ os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from itool import distributed, files, modeling, training  # noqa: E402
+from itool import distributed, files, generation, modeling, training  # noqa: E402
 from itool.files import atomic_write_json, read_jsonl  # noqa: E402
 from itool.logprobs import IGNORE, chunked_head_logprobs, collate, common_prefix, prefixed_hidden  # noqa: E402
-from itool.records import RecordError  # noqa: E402
+from itool.records import RecordError, check_samples  # noqa: E402
 
 LEVELS = ("easy", "medium", "hard")
 BUCKET_POOL = 16  # batches per pool that is sorted by length before cutting: little padding, yet mixed batches
@@ -72,6 +72,10 @@ def parse_args(argv=None):
                         help="extra weight of the first answer token (call or text) of every sample that answers a "
                              "user turn, in answer tokens, per call sample; text samples weigh more, so that calls "
                              "and texts weigh the same in all (0: the paper's loss only)")
+    parser.add_argument("--call-offset-samples",
+                        help="samples the warm-up does not train on (stage 01's rl.jsonl): once trained, set the "
+                             "offset on its call-opening logits under which it calls as often on their user turns "
+                             "as their golds do, saved as call_offset.json beside the adapter (none: no offset)")
     parser.add_argument("--attn", default="auto", help="attention kernel: auto (eager on CPU, sdpa on CUDA) | sdpa | eager")
     training.add_flags(parser, "samples")
     # 5e-5 is the paper's rate for a full model; this rank-8 adapter, one pass over the data, learns
@@ -253,6 +257,27 @@ def train_step(model, optimizer, scheduler, groups, n_targets, pad_id, device, a
 
 # --- the run --------------------------------------------------------------------------------------
 
+def call_offset(model, tokenizer, path):
+    """The call offset (generation.matching_offset) measured on the answers to a user in the
+    samples at `path`, and what it does there: the share of them that open a call list in the
+    golds, and under greedy before and after the offset."""
+    samples = read_jsonl(path)
+    check_samples(samples, path)
+    samples = [s for s in samples if s["messages"] and s["messages"][-1]["role"] == "user"]
+    is_call = [s.get("kind") == "call" for s in samples]
+    model.eval()
+    margins = generation.first_token_margins(model, tokenizer, samples)
+    offset = generation.matching_offset(margins, is_call)
+    if offset is None:
+        print(f"--call-offset-samples {path}: {len(samples)} answers to a user, all calls or all text: no call "
+              "rate to match, no offset", file=sys.stderr)
+        offset = 0.0
+    share = lambda flags: round(sum(flags) / max(1, len(flags)), 4)  # noqa: E731
+    return {"offset": round(offset, 4), "samples": str(path), "answers": len(samples),
+            "gold_call_share": share(is_call), "call_share_without": share([m > 0 for m in margins]),
+            "call_share_with": share([m + offset > 0 for m in margins])}
+
+
 def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
@@ -347,6 +372,19 @@ def main(argv=None):
         "decoder_tokens_per_s": round((run_tokens - run_spared) / run_seconds, 1) if run_seconds else None,
         "peak_memory_mib": round(training.peak_memory_mib(device)), "device": str(device), "qlora": qlora,
     }
+    offset_path = out / modeling.CALL_OFFSET_FILE
+    if args.call_offset_samples:  # before the weights: an adapter make sees complete has its offset
+        try:
+            summary["call_offset"] = call_offset(model, tokenizer, args.call_offset_samples)
+        except (RecordError, FileNotFoundError) as e:
+            sys.exit(f"error: --call-offset-samples: {e}")
+        atomic_write_json(offset_path, summary["call_offset"])
+        print(f"call offset {summary['call_offset']['offset']:+.3f}: calls on "
+              f"{summary['call_offset']['call_share_with']:.1%} of {args.call_offset_samples}'s answers to a user "
+              f"(golds {summary['call_offset']['gold_call_share']:.1%}, without it "
+              f"{summary['call_offset']['call_share_without']:.1%})")
+    else:
+        offset_path.unlink(missing_ok=True)  # an earlier run's offset belongs to other weights
     atomic_write_json(out / "summary.json", summary)
     modeling.save_adapter(model, out)  # adapter_model.safetensors last: the file make waits for
     state_path.unlink(missing_ok=True)

@@ -38,6 +38,8 @@ LINKS = [("MODEL", s, "model", str) for s in ("02_sft.py", "03_perplexity.py", "
     ("THIRDS", "01_split_difficulty.py", "thirds", str),
     ("LR", "02_sft.py", "lr", float), ("CURRICULUM", "02_sft.py", "curriculum", str),
     ("DECISION", "02_sft.py", "decision_weight", float),
+    # CALL_OFFSET=1 passes rl.jsonl; the stage's default, no file, is CALL_OFFSET=0
+    ("CALL_OFFSET", "02_sft.py", "call_offset_samples", lambda value: None if value == "0" else "rl.jsonl"),
     ("ALPHA", "04_select_hard.py", "alpha", float), ("STRATIFY", "04_select_hard.py", "stratify", AS_FLAG.get),
     ("LOSS", "06_dpo.py", "loss", str), ("DPO_LR", "06_dpo.py", "lr", float),
 ]

@@ -118,6 +118,41 @@ def test_fast_greedy_gives_the_texts_of_model_generate(tiny_model_dir, tiny_toke
     assert len(lengths) > 3  # the rows did stop at different steps
 
 
+def test_a_call_offset_moves_the_first_token_of_answers_to_a_user_and_nothing_else(tiny_model_dir, tiny_tokenizer,
+                                                                                  adapter_dir):
+    """A large offset opens every answer to a user with a call list, a large negative one none;
+    answers after a tool result are untouched; fast and reference paths agree under an offset."""
+    samples = [s for i, r in enumerate(synthetic.generate(12, seed=4)) for s in records.record_samples(r, str(i))]
+    prompts = prompts_of(samples[:14])
+    to_user = [p["messages"][-1]["role"] == "user" for p in prompts]
+    assert any(to_user) and not all(to_user)
+    model = modeling.load_model(tiny_model_dir, adapter=str(adapter_dir), device=torch.device("cpu")).float()
+    unmerged = modeling.load_model(tiny_model_dir, adapter=str(adapter_dir), device=torch.device("cpu")).float()
+    model = model.merge_and_unload()
+    with torch.inference_mode():
+        plain = common.make_generator(model, tiny_tokenizer, batch_size=5)(prompts, 4)
+        calls = common.make_generator(model, tiny_tokenizer, batch_size=5, call_offset=100.0)(prompts, 4)
+        texts = common.make_generator(model, tiny_tokenizer, batch_size=5, call_offset=-100.0)(prompts, 4)
+        reference = common.make_generator(unmerged, tiny_tokenizer, batch_size=5, reference=True,
+                                          call_offset=100.0)(prompts, 4)
+    assert not any(t.startswith("[") for t in plain)  # random weights: the offset is what opens the lists
+    for user, p, c, t in zip(to_user, plain, calls, texts):
+        assert c.startswith("[") == user and not t.startswith("[")
+        if not user:
+            assert c == t == p
+    assert reference == calls
+
+
+def test_the_matching_offset_calls_as_often_as_the_golds():
+    margins, is_call = [-2.0, -1.0, 0.5, 3.0, 1.5], [False, True, True, False, True]
+    offset = generation.matching_offset(margins, is_call)
+    assert sum(m + offset > 0 for m in margins) == sum(is_call) == 3
+    tied = [0.5, 0.5, 0.5, 1.0, 2.0]  # no cut gives 3 calls: the nearest count, 2
+    offset = generation.matching_offset(tied, [True, True, True, False, False])
+    assert sum(m + offset > 0 for m in tied) == 2
+    assert generation.matching_offset([-1.0, 2.0], [True, True]) is None
+
+
 def test_plain_peft_generate_stops_at_end_of_turn(tiny_model_dir, tiny_tokenizer, adapter_dir):
     """A user loading base + adapter with plain transformers and peft: generation ends at the
     model's <end_of_turn>, not at max_new_tokens."""

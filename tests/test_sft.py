@@ -297,6 +297,36 @@ def test_a_decision_weighted_run_logs_the_decision_loss(trained, splits, tmp_pat
     assert all("decision_loss" not in m for m in trained[1])  # the paper's loss alone by default
 
 
+def test_the_call_offset_makes_greedy_call_as_often_as_the_unseen_golds(splits, synthetic_samples, tmp_path):
+    """--call-offset-samples: saved beside the adapter, and under it greedy's first tokens open a
+    call list on the unseen samples' answers to a user as often as their golds do; a run without
+    the flag removes an earlier run's offset."""
+    from eval import common
+
+    unseen = tmp_path / "rl.jsonl"
+    write_jsonl(unseen, synthetic_samples[36:])
+    out = tmp_path / "out"
+    run(splits, out, "--max-steps", "3", "--call-offset-samples", str(unseen))
+    saved = json.loads((out / modeling.CALL_OFFSET_FILE).read_text())
+    to_user = [s for s in synthetic_samples[36:] if s["messages"][-1]["role"] == "user"]
+    golds = sum(s["kind"] == "call" for s in to_user)
+    assert 0 < golds < len(to_user) and saved["answers"] == len(to_user)
+    assert saved["call_share_with"] == saved["gold_call_share"] == round(golds / len(to_user), 4)
+    assert saved["call_share_without"] != saved["call_share_with"] and modeling.read_call_offset(out) == saved["offset"]
+
+    tokenizer, model = modeling.load_policy(SimpleNamespace(model="tiny", adapter=str(out), qlora="0"),
+                                            torch.device("cpu"))
+    generate = common.make_generator(model, tokenizer, call_offset=modeling.read_call_offset(out))
+    firsts = generate([{"system": s["system"], "messages": s["messages"]} for s in to_user], 1)
+    assert abs(sum(t.startswith("[") for t in firsts) - golds) <= 1  # bf16 rounding may tip one tie
+
+    run(splits, out, "--max-steps", "3")
+    assert not (out / modeling.CALL_OFFSET_FILE).exists() and modeling.read_call_offset(out) == 0.0
+    (out / modeling.CALL_OFFSET_FILE).write_text('{"offset": "high"}')
+    with pytest.raises(ValueError, match=modeling.CALL_OFFSET_FILE):
+        modeling.read_call_offset(out)
+
+
 def test_stage_adapters_load_with_plain_peft(trained, tiny_model_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

@@ -18,6 +18,7 @@ Two choices keep decoding bound by the model rather than by copying:
 The LM head is applied to contiguous hidden states of the rows' last positions only.
 """
 import torch
+from tqdm import tqdm
 from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
@@ -247,6 +248,22 @@ def greedy_tokens(model, hidden):
     return torch.matmul(weight, hidden.to(weight.dtype).t()).argmax(dim=0)
 
 
+def offset_tokens(model, hidden, call_ids, offsets):
+    """greedy_tokens with offsets[row] added to the logits of the tokens in `call_ids` (those that
+    open a call list): the call-or-text decision of an answer's first token, its threshold moved."""
+    logits = head_logits(model, hidden)
+    logits[:, call_ids] += torch.tensor(offsets, device=logits.device)[:, None]
+    return logits.argmax(dim=-1)
+
+
+def call_margins(logits, call_ids):
+    """[B]: the best call-opening logit minus the best other logit, from logits [B, V]. Greedy
+    opens a call list where it is over 0, and over -offset with the offset added."""
+    is_call = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+    is_call[call_ids] = True
+    return logits[:, is_call].max(dim=-1).values - logits[:, ~is_call].max(dim=-1).values
+
+
 def last_hidden(hidden, token_lists):
     """[B, H] contiguous: each row's hidden state after its last fed token."""
     index = torch.tensor([len(t) - 1 for t in token_lists], device=hidden.device)
@@ -283,6 +300,36 @@ def prefill(model, prompts, pad_id=0, max_tokens=2048):
     inverse = torch.empty(len(order), dtype=torch.long)
     inverse[torch.tensor(order)] = torch.arange(len(order))
     return rows.select(inverse.tolist()), torch.cat(lasts)[inverse.to(lasts[0].device)]
+
+
+@torch.inference_mode()
+def first_token_margins(model, tokenizer, samples):
+    """call_margins at the first answer token of each sample (its prompt in the training layout),
+    one plain forward each: any model, LoRA merged or not, in training or not."""
+    device = next(model.parameters()).device
+    call_ids = modeling.call_start_ids(tokenizer)
+    margins = []
+    for sample in tqdm(samples, desc="call offset", unit="answer", dynamic_ncols=True):
+        ids = modeling.encode_prompt(tokenizer, sample["system"], sample["messages"])
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            logits = model(input_ids=torch.tensor([ids], device=device), logits_to_keep=1).logits[:, -1].float()
+        margins.append(call_margins(logits, call_ids).item())
+    return margins
+
+
+def matching_offset(margins, is_call):
+    """The call offset under which greedy opens a call list for as many of these answers as the
+    golds do (the offset moves every margin alike, so it sets how many are over 0, not which):
+    halfway between two neighbouring margins, at the cut whose count above it is nearest the
+    golds' calls (bf16 logits tie often, and tied margins fall on one side together). None where
+    the golds are all calls or all text, or every margin is the same: no rate to match."""
+    n_calls = sum(is_call)
+    ordered = sorted(margins)
+    cuts = [(abs(len(ordered) - i - n_calls), -(ordered[i - 1] + ordered[i]) / 2)
+            for i in range(1, len(ordered)) if ordered[i] > ordered[i - 1]]
+    if not 0 < n_calls < len(is_call) or not cuts:
+        return None
+    return min(cuts)[1]
 
 
 class PrefixCache:
@@ -346,9 +393,12 @@ def prefill_cached(model, prompts, pad_id, cache):
 # --- greedy decoding ------------------------------------------------------------------------------
 
 @torch.inference_mode()
-def greedy(model, prompts, stop_ids, max_new_tokens, pad_id=0, batch_size=32, compact=0.75, cache=None):
+def greedy(model, prompts, stop_ids, max_new_tokens, pad_id=0, batch_size=32, compact=0.75, cache=None,
+           call_ids=(), offsets=None):
     """Greedy continuations (token ids, stop token excluded) of each prompt's token ids; `cache`
-    (a PrefixCache) carries long prompts over to the calls whose prompts extend them.
+    (a PrefixCache) carries long prompts over to the calls whose prompts extend them. `offsets`
+    (one per prompt, or None) move each answer's first token towards (> 0) or away from (< 0)
+    the tokens in `call_ids` (offset_tokens).
 
     A pool of at most `batch_size` rows decodes together. Rows that stop leave it (the cache is
     compacted once the running rows fall to `compact` of the pool: each compaction copies the
@@ -376,6 +426,11 @@ def greedy(model, prompts, stop_ids, max_new_tokens, pad_id=0, batch_size=32, co
         elif len(live) <= compact * len(running):
             rows, hidden, running = rows.select(live), hidden[live], [running[row] for row in live]
         tokens = greedy_tokens(model, hidden)
+        if offsets is not None:
+            first = [row for row, index in enumerate(running) if alive[index] and not outputs[index] and offsets[index]]
+            if first:
+                tokens[first] = offset_tokens(model, hidden[first], list(call_ids),
+                                              [offsets[running[row]] for row in first])
         stops = torch.isin(tokens, torch.tensor(sorted(stop_ids), device=tokens.device)).tolist()
         for index, token, stop in zip(running, tokens.tolist(), stops):
             if not alive[index]:

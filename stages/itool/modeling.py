@@ -8,6 +8,7 @@ MODEL is one of
   <dir>          a local Hugging Face checkpoint
   <hub id>       anything `from_pretrained` accepts, e.g. meta-llama/Llama-3.1-8B-Instruct
 """
+import json
 import logging
 import os
 import shutil
@@ -52,6 +53,22 @@ def check_adapter(adapter):
         raise FileNotFoundError(f"no adapter in {adapter} (adapter_model.safetensors missing): train it first "
                                 "(make warmup; make iterate ITER=K for policy K), or leave --adapter out "
                                 "to use the base model")
+
+
+CALL_OFFSET_FILE = "call_offset.json"  # beside an adapter's weights: see read_call_offset
+
+
+def read_call_offset(adapter):
+    """The call offset saved with an adapter (0 for none, or for the bare base): what greedy adds
+    to the call-opening logits at the first token of an answer to a user, set when the adapter was
+    trained so that it calls as often as its data does (stage 02's --call-offset-samples)."""
+    path = Path(adapter) / CALL_OFFSET_FILE if adapter else None
+    if path is None or not path.is_file():
+        return 0.0
+    try:
+        return float(json.loads(path.read_text())["offset"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a call offset ({e!r}); delete it or train the adapter again") from e
 
 
 def load_policy(args, device, merge=True):
