@@ -269,10 +269,12 @@ def call_offset(model, tokenizer, path):
     margins = generation.first_token_margins(model, tokenizer, samples)
     offset = generation.matching_offset(margins, is_call)
     if offset is None:
-        print(f"--call-offset-samples {path}: {len(samples)} answers to a user, all calls or all text: no call "
-              "rate to match, no offset", file=sys.stderr)
+        print(f"--call-offset-samples {path}: {len(samples)} answers to a user, all calls, all text or every "
+              "margin alike: no call rate to match, no offset", file=sys.stderr)
         offset = 0.0
-    share = lambda flags: round(sum(flags) / max(1, len(flags)), 4)  # noqa: E731
+
+    def share(flags):
+        return round(sum(flags) / max(1, len(flags)), 4)
     return {"offset": round(offset, 4), "samples": str(path), "answers": len(samples),
             "gold_call_share": share(is_call), "call_share_without": share([m > 0 for m in margins]),
             "call_share_with": share([m + offset > 0 for m in margins])}
