@@ -81,7 +81,7 @@ def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None,
     left-padded batches of `batch_size` prompts sorted by length."""
     import torch
 
-    from itool import generation, modeling
+    from itool import generation, modeling, records
 
     stops = stop_ids(tokenizer) if stops is None else set(stops)
     pad_id = tokenizer.pad_token_id
@@ -115,7 +115,7 @@ def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None,
 
     def generate(prompts, max_new_tokens=256):
         encoded = [modeling.encode_prompt(tokenizer, p["system"], p["messages"]) for p in prompts]
-        offsets = [call_offset if p["messages"] and p["messages"][-1]["role"] == "user" else 0.0 for p in prompts]
+        offsets = [call_offset if records.answers_user(p) else 0.0 for p in prompts]
         if reference:
             order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
             outputs = [None] * len(prompts)

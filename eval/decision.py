@@ -18,25 +18,19 @@ import sys
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from eval.heldout import category, load_items
-from itool import distributed, modeling
+from itool import distributed, generation, modeling
 from itool.files import atomic_write_json
+from itool.records import answers_user
 
 
 @torch.inference_mode()
 def call_probabilities(model, tokenizer, samples):
     """p(the answer's first token opens a call list) for each sample, from its training-layout prompt."""
-    device = next(model.parameters()).device
-    starts = torch.tensor(modeling.call_start_ids(tokenizer), device=device)
-    probabilities = []
-    for sample in tqdm(samples, desc="p(call)", unit="item", dynamic_ncols=True):
-        ids = modeling.encode_prompt(tokenizer, sample["system"], sample["messages"])
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, -1]
-        probabilities.append(logits.float().softmax(-1)[starts].sum().item())
-    return probabilities
+    starts = modeling.call_start_ids(tokenizer)
+    return [logits.softmax(-1)[0, starts].sum().item()
+            for logits in generation.first_answer_logits(model, tokenizer, samples, "p(call)")]
 
 
 def auc(positives, negatives):
@@ -71,7 +65,7 @@ def main(argv=None):
     parser.add_argument("--out", help="JSON file for the table (default: print only)")
     args = parser.parse_args(argv)
 
-    items = [s for s in load_items(args.samples, args.limit) if s["messages"] and s["messages"][-1]["role"] == "user"]
+    items = [s for s in load_items(args.samples, args.limit) if answers_user(s)]
     if not items:
         sys.exit(f"error: {args.samples}: no item answers a user turn")
     try:

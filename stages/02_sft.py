@@ -51,7 +51,7 @@ from tqdm import tqdm  # noqa: E402
 from itool import distributed, files, generation, modeling, training  # noqa: E402
 from itool.files import atomic_write_json, read_jsonl  # noqa: E402
 from itool.logprobs import IGNORE, chunked_head_logprobs, collate, common_prefix, prefixed_hidden  # noqa: E402
-from itool.records import RecordError, check_samples  # noqa: E402
+from itool.records import RecordError, answers_user, check_samples  # noqa: E402
 
 LEVELS = ("easy", "medium", "hard")
 BUCKET_POOL = 16  # batches per pool that is sorted by length before cutting: little padding, yet mixed batches
@@ -114,7 +114,7 @@ def encode_thirds(tokenizer, thirds, max_length):
         encoded[level] = []
         for sample in samples:
             prompt, answer = modeling.encode_sample(tokenizer, sample, eot)
-            opens_call = answer[0] in starts if sample["messages"] and sample["messages"][-1]["role"] == "user" else None
+            opens_call = answer[0] in starts if answers_user(sample) else None
             if len(prompt) + len(answer) > max_length:
                 skipped.append(sample["id"])
             else:
@@ -263,7 +263,7 @@ def call_offset(model, tokenizer, path):
     golds, and under greedy before and after the offset."""
     samples = read_jsonl(path)
     check_samples(samples, path)
-    samples = [s for s in samples if s["messages"] and s["messages"][-1]["role"] == "user"]
+    samples = [s for s in samples if answers_user(s)]
     is_call = [s.get("kind") == "call" for s in samples]
     model.eval()
     margins = generation.first_token_margins(model, tokenizer, samples)

@@ -303,18 +303,22 @@ def prefill(model, prompts, pad_id=0, max_tokens=2048):
 
 
 @torch.inference_mode()
-def first_token_margins(model, tokenizer, samples):
-    """call_margins at the first answer token of each sample (its prompt in the training layout),
-    one plain forward each: any model, LoRA merged or not, in training or not."""
+def first_answer_logits(model, tokenizer, samples, desc):
+    """fp32 logits [1, V] at the first answer token of each sample (its prompt in the training
+    layout), one at a time: one plain forward each, the head at the last position only, so any
+    model serves, LoRA merged or not, in training or not."""
     device = next(model.parameters()).device
-    call_ids = modeling.call_start_ids(tokenizer)
-    margins = []
-    for sample in tqdm(samples, desc="call offset", unit="answer", dynamic_ncols=True):
+    for sample in tqdm(samples, desc=desc, unit="answer", dynamic_ncols=True):
         ids = modeling.encode_prompt(tokenizer, sample["system"], sample["messages"])
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            logits = model(input_ids=torch.tensor([ids], device=device), logits_to_keep=1).logits[:, -1].float()
-        margins.append(call_margins(logits, call_ids).item())
-    return margins
+            yield model(input_ids=torch.tensor([ids], device=device), logits_to_keep=1).logits[:, -1].float()
+
+
+def first_token_margins(model, tokenizer, samples):
+    """call_margins at the first answer token of each sample."""
+    call_ids = modeling.call_start_ids(tokenizer)
+    return [call_margins(logits, call_ids).item()
+            for logits in first_answer_logits(model, tokenizer, samples, "call offset")]
 
 
 def matching_offset(margins, is_call):

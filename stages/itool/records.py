@@ -361,6 +361,12 @@ def record_samples(record, conversation_id):
     return samples
 
 
+def answers_user(sample):
+    """Whether a sample (or prompt) answers the user's turn rather than a tool result: where the
+    answer chooses between a call and text (after a tool result the context says text is due)."""
+    return bool(sample["messages"]) and sample["messages"][-1]["role"] == "user"
+
+
 def check_samples(samples, path):
     """Raise RecordError (naming `path` and the line) unless `samples` is a non-empty list of sample
     dicts as record_samples makes them (at least id, system, messages and answer)."""
