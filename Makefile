@@ -24,6 +24,7 @@ LR         ?= 1e-3#           warm-up SFT learning rate (paper: 5e-5, a full fin
 CURRICULUM ?= easy2hard#      easy2hard | mixed (paper Fig. 4 ablation)
 DECISION   ?= 0#              extra weight of the warm-up's first answer token, calls and texts balanced (0: the paper's loss)
 CALL_OFFSET ?= 0#             1: the warm-up's call offset, set on rl.jsonl so that it calls as often there as the golds (0: none)
+CALL_GATE ?= 0#               1: the call gate, a classifier on the base model's states, decides whether an answer to a user calls (0: the policy)
 THIRDS     ?= all#            all: every sample ranked together (paper); by-kind: calls, reports and replies cut into thirds apart; replies: the replies apart
 ALPHA      ?= 20#             % of the replay buffer kept as hard samples
 STRATIFY   ?= 1#              1: the top ALPHA % of call and of text answers separately; 0: of all (paper)
@@ -67,7 +68,7 @@ config = $(shell mkdir -p $(D)/.config && f=$(D)/.config/$(1) && \
 CFG_DATA   := $(call config,data,DATA=$(DATA) SAMPLES=$(SAMPLES) SEED=$(SEED) SKIP_BAD=$(SKIP_BAD))
 CFG_SPLIT  := $(call config,split,SEED=$(SEED) SHARES=$(SHARES) THIRDS=$(THIRDS))
 CFG_POLICY := $(call config,policy,MODEL=$(MODEL) QLORA=$(QLORA))
-CFG_SFT    := $(call config,sft,LR=$(LR) CURRICULUM=$(CURRICULUM) DECISION=$(DECISION) CALL_OFFSET=$(CALL_OFFSET) SEED=$(SEED) $(SFT_ARGS))
+CFG_SFT    := $(call config,sft,LR=$(LR) CURRICULUM=$(CURRICULUM) DECISION=$(DECISION) CALL_OFFSET=$(CALL_OFFSET) CALL_GATE=$(CALL_GATE) SEED=$(SEED) $(SFT_ARGS))
 CFG_SELECT := $(call config,select,ALPHA=$(ALPHA) STRATIFY=$(STRATIFY) FRESH=$(FRESH))
 CFG_MCTS   := $(call config,mcts,SEED=$(SEED) $(MCTS_ARGS))
 CFG_DPO    := $(call config,dpo,LOSS=$(LOSS) BETA=$(BETA) NLL=$(NLL) DPO_LR=$(DPO_LR) SEED=$(SEED) $(DPO_ARGS))
@@ -81,7 +82,7 @@ LIB_DPO   := $(LIB_TRAIN) $(PKG)/losses.py $(PKG)/pairs.py
 LIB_SYNTHETIC := $(PKG)/synthetic.py $(PKG)/synthetic_catalogue.txt
 
 WARMUP := $(C)/warmup/$(ADAPTER)
-OFFSET_FLAG := $(if $(filter 1,$(CALL_OFFSET)),--call-offset-samples $(D)/splits/rl.jsonl)
+OFFSET_FLAG := $(if $(filter 1,$(CALL_OFFSET)),--call-offset-samples $(D)/splits/rl.jsonl)$(if $(filter 1,$(CALL_GATE)), --call-gate)
 policy = $(if $(filter 0,$(1)),$(WARMUP),$(C)/iter_$(1)/$(ADAPTER))
 MODEL_FLAGS := --model $(MODEL) --qlora $(QLORA)
 

@@ -45,6 +45,9 @@ def add_checkpoint_flags(parser):
     parser.add_argument("--call-offset", type=float,
                         help="added to the call-opening logits at the first token of an answer to a user "
                              "(default: the adapter's own, from its call_offset.json; 0 without one)")
+    parser.add_argument("--call-gate", choices=("on", "off"), default="on",
+                        help="on: where the adapter has a call_gate.json (stage 02 --call-gate), the gate decides "
+                             "whether an answer to a user opens a call list; off: the policy alone decides")
 
 
 def load_generator(args):
@@ -53,15 +56,25 @@ def load_generator(args):
     make_generator). The adapter is merged into the weights on a bf16 base (a 4-bit base keeps it
     unmerged), except with --generator reference, which keeps the path this replaced: the
     benchmark's peer."""
-    from itool import distributed, modeling
+    from itool import distributed, gate, modeling
 
     reference = args.generator == "reference"
+    device = distributed.local_device()
     try:
         offset = modeling.read_call_offset(args.adapter) if args.call_offset is None else args.call_offset
-        tokenizer, model = modeling.load_policy(args, distributed.local_device(), merge=not reference)
+        fitted = gate.read(args.adapter) if args.call_gate == "on" else None
+        tokenizer, model = modeling.load_policy(args, device, merge=not reference)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
-    return make_generator(model, tokenizer, args.pool_size, reference, call_offset=offset)
+    calls = None
+    if fitted is not None:  # the gate reads the base model: a second copy, without the adapter
+        base = modeling.load_model(modeling.resolve_model(args.model), qlora=modeling.use_qlora(args.qlora, device),
+                                   device=device)
+
+        def calls(prompts):
+            X = gate.features(base, tokenizer, prompts, fitted["layer"])
+            return (gate.score(fitted, X) > 0).tolist()
+    return make_generator(model, tokenizer, args.pool_size, reference, call_offset=offset, gate=calls)
 
 
 def stop_ids(tokenizer):
@@ -72,16 +85,18 @@ def stop_ids(tokenizer):
     return generation.stop_ids(tokenizer)
 
 
-def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None, call_offset=0.0):
+def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None, call_offset=0.0, gate=None):
     """`generate(prompts, max_new_tokens) -> texts`, greedy, each answer cut at its first stop
     token (`stops`, default stop_ids); where the prompt ends with the user's turn, `call_offset`
-    is added to the logits of the tokens that open a call list at the answer's first token. The
+    is added to the logits of the tokens that open a call list at the answer's first token, or,
+    given `gate` (prompts -> whether each answer opens a call list), the gate decides. The
     fast path is generation.greedy: a pool of `batch_size` rows that finished rows leave and new
     prompts join, the LM head on each row's last hidden state only. `reference=True` is the path it replaced: transformers' `model.generate` on
     left-padded batches of `batch_size` prompts sorted by length."""
     import torch
 
     from itool import generation, modeling, records
+    from itool.gate import FORCE
 
     stops = stop_ids(tokenizer) if stops is None else set(stops)
     pad_id = tokenizer.pad_token_id
@@ -90,7 +105,8 @@ def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None,
     if not reference:
         generation.use_grouped_attention(model)
 
-    call_ids = modeling.call_start_ids(tokenizer) if call_offset else []
+    steered = bool(call_offset or gate)
+    call_ids = modeling.call_start_ids(tokenizer) if steered else []
 
     def first_token_offset(width, offsets):
         """model.generate's form of the offset: added to the scores of the step after the prompt."""
@@ -107,7 +123,7 @@ def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None,
         width = max(map(len, rows))
         input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
         attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-        processors = [first_token_offset(width, offsets)] if call_offset else []
+        processors = [first_token_offset(width, offsets)] if steered else []
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
                              max_new_tokens=max_new_tokens, eos_token_id=sorted(stops), pad_token_id=pad_id,
                              logits_processor=processors)
@@ -116,6 +132,10 @@ def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None,
     def generate(prompts, max_new_tokens=256):
         encoded = [modeling.encode_prompt(tokenizer, p["system"], p["messages"]) for p in prompts]
         offsets = [call_offset if records.answers_user(p) else 0.0 for p in prompts]
+        if gate:
+            users = [i for i, p in enumerate(prompts) if records.answers_user(p)]
+            for i, call in zip(users, gate([prompts[i] for i in users]) if users else []):
+                offsets[i] = FORCE if call else -FORCE
         if reference:
             order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
             outputs = [None] * len(prompts)
@@ -126,7 +146,7 @@ def make_generator(model, tokenizer, batch_size=32, reference=False, stops=None,
                     outputs[i] = ids
         else:  # one pool over all prompts: rows that finish make room for the next
             outputs = generation.greedy(model, encoded, stops, max_new_tokens, pad_id, batch_size, cache=cache,
-                                        call_ids=call_ids, offsets=offsets if call_offset else None)
+                                        call_ids=call_ids, offsets=offsets if steered else None)
         return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in outputs]
 
     return generate
@@ -196,13 +216,16 @@ def generate_all(name, items, answer, args, settings, inputs, groups):
     """Every item's output by id: the rows a killed run with the same fingerprint (flags, inputs,
     code, adapter) left in the partial file, then answer() for the rest, each batch appended to
     the file as it comes. Adds to `groups` each group's seconds generating and items generated."""
+    from itool.gate import GATE_FILE
     from itool.modeling import CALL_OFFSET_FILE
 
     settings = {"model": args.model, "adapter": args.adapter, "qlora": args.qlora, "generator": args.generator,
-                "max_new_tokens": args.max_new_tokens, "call_offset": getattr(args, "call_offset", None), **settings}
+                "max_new_tokens": args.max_new_tokens, "call_offset": getattr(args, "call_offset", None),
+                "call_gate": getattr(args, "call_gate", None), **settings}
     # The harness's own files count too: a changed prompt or decoder must not reuse old answers.
     adapter = [path for path in (Path(args.adapter) / "adapter_model.safetensors",
-                                 Path(args.adapter) / CALL_OFFSET_FILE) if path.is_file()] if args.adapter else []
+                                 Path(args.adapter) / CALL_OFFSET_FILE, Path(args.adapter) / GATE_FILE)
+               if path.is_file()] if args.adapter else []
     path = partial_file(args.out, name)
     rows = files.resume_partial(path, files.fingerprint(settings, [*inputs, __file__, *adapter]))
     outputs = {i: row["output"] for i, row in rows.items()}

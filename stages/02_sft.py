@@ -10,6 +10,7 @@ the end:
   <out>/adapter_model.safetensors + config  final adapter (the iteration-0 policy), written last
   <out>/metrics.jsonl                       phase, loss, lr, tokens/s, grad norm, peak memory per log step
   <out>/summary.json                        steps, tokens, throughput, skipped samples
+  <out>/call_offset.json, call_gate.json    with --call-offset-samples or --call-gate (docs/design.md)
   <out>/train_state.pt                      resumable state while training (deleted at the end)
 
 --curriculum mixed is the paper's Fig. 4 ablation: one phase, the shuffled union of the three
@@ -48,7 +49,7 @@ os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from itool import distributed, files, generation, modeling, training  # noqa: E402
+from itool import distributed, files, gate, generation, modeling, training  # noqa: E402
 from itool.files import atomic_write_json, read_jsonl  # noqa: E402
 from itool.logprobs import IGNORE, chunked_head_logprobs, collate, common_prefix, prefixed_hidden  # noqa: E402
 from itool.records import RecordError, answers_user, check_samples  # noqa: E402
@@ -76,6 +77,10 @@ def parse_args(argv=None):
                         help="samples the warm-up does not train on (stage 01's rl.jsonl): once trained, set the "
                              "offset on its call-opening logits under which it calls as often on their user turns "
                              "as their golds do, saved as call_offset.json beside the adapter (none: no offset)")
+    parser.add_argument("--call-gate", action="store_true",
+                        help="once trained, fit the call gate (itool/gate.py) on the base model's states of the "
+                             "warm-up's own answers to a user, saved as call_gate.json beside the adapter: every "
+                             "harness then lets it decide whether such an answer opens a call list")
     parser.add_argument("--attn", default="auto", help="attention kernel: auto (eager on CPU, sdpa on CUDA) | sdpa | eager")
     training.add_flags(parser, "samples")
     # 5e-5 is the paper's rate for a full model; this rank-8 adapter, one pass over the data, learns
@@ -280,6 +285,21 @@ def call_offset(model, tokenizer, path):
             "call_share_with": share([m + offset > 0 for m in margins])}
 
 
+def call_gate(model, tokenizer, thirds):
+    """The call gate fitted on the warm-up's answers to a user, read from the base model under the
+    adapter; with what its fit saw."""
+    samples = [s for level in LEVELS for s in thirds[level] if answers_user(s)]
+    is_call = [s.get("kind") == "call" for s in samples]
+    model.eval()
+    layer = gate.default_layer(model)
+    with model.disable_adapter():
+        X = gate.features(model, tokenizer, samples, layer)
+    fitted = gate.fit(X, is_call)
+    right = [(s > 0) == c for s, c in zip(gate.score(fitted, X).tolist(), is_call)]
+    return fitted, layer, {"texts": is_call.count(False), "calls": is_call.count(True),
+                           "fit_accuracy": round(sum(right) / len(right), 4)}
+
+
 def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
@@ -293,8 +313,11 @@ def main(argv=None):
     micro_batch_tokens = training.micro_batch_tokens(args, device)
     model_dir = modeling.resolve_model(args.model)
     tokenizer = modeling.load_tokenizer(model_dir)
+    if args.call_gate and args.call_offset_samples:
+        sys.exit("error: --call-gate and --call-offset-samples both set the answer's first token: choose one")
     try:
-        encoded, skipped = encode_thirds(tokenizer, load_thirds(args.splits_dir), args.max_length)
+        thirds = load_thirds(args.splits_dir)
+        encoded, skipped = encode_thirds(tokenizer, thirds, args.max_length)
     except RecordError as e:
         sys.exit(f"error: {e}")
     if skipped and main_rank:
@@ -387,6 +410,17 @@ def main(argv=None):
               f"{summary['call_offset']['call_share_without']:.1%})")
     else:
         offset_path.unlink(missing_ok=True)  # an earlier run's offset belongs to other weights
+    gate_path = out / gate.GATE_FILE
+    if args.call_gate:
+        try:
+            fitted, layer, summary["call_gate"] = call_gate(model, tokenizer, thirds)
+        except ValueError as e:
+            sys.exit(f"error: --call-gate: {e} in {args.splits_dir}")
+        gate.save(gate_path, fitted, layer, summary["call_gate"])
+        print(f"call gate (layer {layer}) fitted on {summary['call_gate']['texts']} texts and "
+              f"{summary['call_gate']['calls']} calls: {summary['call_gate']['fit_accuracy']:.1%} right on them")
+    else:
+        gate_path.unlink(missing_ok=True)
     atomic_write_json(out / "summary.json", summary)
     modeling.save_adapter(model, out)  # adapter_model.safetensors last: the file make waits for
     state_path.unlink(missing_ok=True)

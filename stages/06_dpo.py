@@ -47,7 +47,9 @@ also stops every rank before the update when a loss or the gradient is not finit
 
 Outputs in --out: the adapter (adapter_model.safetensors last), metrics.jsonl (a line every
 --log-every steps: loss, rewards/chosen, rewards/rejected, rewards/accuracy, rewards/margin, ...)
-and summary.json. A killed run resumes from train_state.pt, saved every --save-every steps.
+and summary.json, and the starting adapter's call gate if it has one (it reads the base model, so
+it holds for every iteration; docs/design.md). A killed run resumes from train_state.pt, saved
+every --save-every steps.
 """
 import argparse
 import itertools
@@ -59,7 +61,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from itool import distributed, files, losses, modeling, pairs, training
+from itool import distributed, files, gate, losses, modeling, pairs, training
 from itool.files import atomic_write_json
 from itool.records import RecordError
 
@@ -170,6 +172,7 @@ def carry_over(args, skipped):
           f"unchanged to {args.out} (iteration without preference training)", file=sys.stderr)
     model = modeling.load_model(modeling.resolve_model(args.model), adapter=args.adapter)
     atomic_write_json(args.out / "summary.json", {"pairs": 0, "skipped": skipped, "carried_over": True})
+    gate.carry(args.adapter, args.out)
     modeling.save_adapter(model, args.out)
 
 
@@ -312,6 +315,7 @@ def main(argv=None):
         metrics.close()
         write_summary(args, encoded, skipped, total_steps, last, time.time() - started, trained_pairs,
                       reference_seconds, device)
+        gate.carry(args.adapter, args.out)  # before the weights: an adapter make sees complete has it
         modeling.save_adapter(model, args.out)
         state_path.unlink(missing_ok=True)  # done: a re-run (e.g. after editing this script) starts afresh
     distributed.finish()

@@ -40,6 +40,7 @@ LINKS = [("MODEL", s, "model", str) for s in ("02_sft.py", "03_perplexity.py", "
     ("DECISION", "02_sft.py", "decision_weight", float),
     # CALL_OFFSET=1 passes rl.jsonl; the stage's default, no file, is CALL_OFFSET=0
     ("CALL_OFFSET", "02_sft.py", "call_offset_samples", lambda value: None if value == "0" else "rl.jsonl"),
+    ("CALL_GATE", "02_sft.py", "call_gate", AS_FLAG.get),
     ("ALPHA", "04_select_hard.py", "alpha", float), ("STRATIFY", "04_select_hard.py", "stratify", AS_FLAG.get),
     ("LOSS", "06_dpo.py", "loss", str), ("DPO_LR", "06_dpo.py", "lr", float),
 ]

@@ -498,14 +498,25 @@ def test_the_stage_reports_a_nan_as_an_error_not_a_traceback(pairs_file, start_a
 
 
 def test_no_pairs_is_an_error_unless_allowed_to_carry_the_adapter_over(start_adapter, tmp_path):
+    """...with its call gate, which an iteration's policy keeps (it reads the base model)."""
+    import shutil
+
+    from itool import gate
+
+    policy = tmp_path / "policy"
+    shutil.copytree(start_adapter, policy)
+    (policy / gate.GATE_FILE).write_text('{"layer": 1, "bias": 0.5, "mean": [0], "std": [1], "weight": [1]}')
     (tmp_path / "pairs.jsonl").write_text("")
     with pytest.raises(SystemExit, match="no usable pair"):
-        run(tmp_path / "pairs.jsonl", start_adapter, tmp_path / "out")
-    run_args = ["--model", "tiny", "--pairs", str(tmp_path / "pairs.jsonl"), "--adapter", str(start_adapter),
+        run(tmp_path / "pairs.jsonl", policy, tmp_path / "out")
+    run_args = ["--model", "tiny", "--pairs", str(tmp_path / "pairs.jsonl"), "--adapter", str(policy),
                 "--out", str(tmp_path / "out"), "--allow-empty"]
     dpo.main(run_args)
     start, end = load_file(str(start_adapter / "adapter_model.safetensors")), load_file(str(tmp_path / "out" / "adapter_model.safetensors"))
     assert all(torch.equal(start[k], end[k]) for k in start)
+    assert gate.read(tmp_path / "out")["bias"] == 0.5
+    dpo.main([*run_args[:5], str(start_adapter), *run_args[6:]])  # a policy without a gate: none carried
+    assert gate.read(tmp_path / "out") is None
 
 
 def test_two_torchrun_ranks_train_the_same_adapter_as_one_process(trained, pairs_file, start_adapter, tmp_path):

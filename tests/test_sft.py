@@ -327,6 +327,42 @@ def test_the_call_offset_makes_greedy_call_as_often_as_the_unseen_golds(splits, 
         modeling.read_call_offset(out)
 
 
+def test_the_call_gate_decides_the_first_token_where_the_harness_reads_it(splits, synthetic_samples, tmp_path):
+    """--call-gate: fitted on the warm-up's own answers to a user,
+    saved beside the adapter; a harness that loads the adapter opens a call list exactly where
+    the gate scores a call, and nowhere else the answer follows a tool result it changes nothing;
+    a run without the flag removes it, and the gate and the call offset do not go together."""
+    from eval import common
+    from itool import gate
+
+    out = tmp_path / "out"
+    run(splits, out, "--max-steps", "3", "--call-gate")
+    saved = json.loads((out / gate.GATE_FILE).read_text())
+    trained = [s for level in LEVELS for s in read_jsonl(splits / f"{level}.jsonl")
+               if s["messages"][-1]["role"] == "user"]
+    texts = [s for s in trained if s["kind"] != "call"]
+    assert saved["texts"] == len(texts) > 0 and saved["calls"] == len(trained) - len(texts) > 0
+    assert saved["fit_accuracy"] > 0.8
+
+    args = SimpleNamespace(model="tiny", adapter=str(out), qlora="0", generator="fast", pool_size=8,
+                           call_offset=None, call_gate="on")
+    after_tools = [s for s in synthetic_samples if s["messages"][-1]["role"] == "tool"][:4]
+    prompts = [{"system": s["system"], "messages": s["messages"]} for s in texts[:4] + trained[-8:] + after_tools]
+    base = modeling.load_model(modeling.resolve_model("tiny"), device=torch.device("cpu"))
+    tokenizer = modeling.load_tokenizer(modeling.resolve_model("tiny"))
+    wanted = (gate.score(gate.read(out), gate.features(base, tokenizer, prompts[:12], saved["layer"])) > 0).tolist()
+    assert True in wanted and False in wanted
+    gated = common.load_generator(args)(prompts, 2)
+    plain = common.load_generator(SimpleNamespace(**{**vars(args), "call_gate": "off"}))(prompts, 2)
+    assert [t.startswith("[") for t in gated[:12]] == wanted
+    assert gated[12:] == plain[12:] and len(after_tools) == 4
+
+    run(splits, out, "--max-steps", "3")
+    assert not (out / gate.GATE_FILE).exists()
+    with pytest.raises(SystemExit, match="choose one"):
+        run(splits, out, "--call-gate", "--call-offset-samples", str(splits / "easy.jsonl"))
+
+
 def test_stage_adapters_load_with_plain_peft(trained, tiny_model_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

@@ -10,6 +10,7 @@ synthetic    the synthetic ToolACE-format data (its catalogue: synthetic_catalog
 modeling     MODEL resolved and loaded with LoRA or QLoRA, adapters saved, prompts encoded
 logprobs     answer-token log-probs with the LM head run only where needed
 generation   one decoding engine over a shared KV cache: greedy evaluation and the search's sampling
+gate         the call gate: a classifier on the base model's state that decides whether an answer calls
 losses       the preference losses (DPO, IPO, SimPO, ORPO) as small pure functions
 pairs        preference pairs packed into rows with their masks, and their log-probs
 training     what stages 02 and 06 share: flags, model, micro-batches, the end of a step, state
