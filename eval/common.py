@@ -23,7 +23,7 @@ BENCHMARKS = {"bfcl": "BFCL-v3", "api_bank": "API-Bank", "heldout": "held-out sp
 # beside them, and Table 2's columns (API-Bank levels).
 TABLE1 = {"overall": "Overall", "non_live": "Non-live", "live": "Live", "multi_turn": "Multi-turn",
           "relevance": "Relevance", "irrelevance": "Irrelevance"}
-AST_ONLY = {"non_live_ast": "Non-live AST", "live_ast": "Live AST"}
+AST_ONLY = {"non_live_ast": "Non-live AST", "live_ast": "Live AST", "ast": "AST"}
 BFCL_LABELS = {**TABLE1, **AST_ONLY}
 TABLE2 = {"L-1": "API-Bank L1", "L-2": "API-Bank L2"}
 # What an item's figures are grouped by, where it has one: its BFCL category, its API-Bank level.

@@ -70,7 +70,7 @@ def comparisons(names):
 # The ladder's headline measures: (verdict file, compare.py's measure, column).
 HEADLINES = [("heldout_verdicts.jsonl", "all items", "Held-out"), ("toolace_verdicts.jsonl", "all items", "ToolACE"),
              ("bfcl_verdicts.jsonl", "Non-live AST", "BFCL non-live AST"),
-             ("bfcl_verdicts.jsonl", "Live AST", "BFCL live AST"),
+             ("bfcl_verdicts.jsonl", "Live AST", "BFCL live AST"), ("bfcl_verdicts.jsonl", "AST", "BFCL AST"),
              ("api_bank_verdicts.jsonl", "all items", "API-Bank")]
 
 
@@ -333,7 +333,9 @@ def plot_training(checkpoints_dir, names, path):
 
 AUDIT_COLUMNS = {"pairs": "pairs", "samples": "samples with pairs", "decisive": "decisive",
                  "chosen_gold": "chosen = gold", "chosen_malformed": "chosen malformed",
-                 "rejected_malformed": "rejected malformed"}
+                 "rejected_malformed": "rejected malformed", "text_over_call": "text over call",
+                 "call_over_text": "call over text"}
+AUDIT_COUNTS = ("pairs", "samples", "text_over_call", "call_over_text")
 
 
 def audit_table(data):
@@ -344,7 +346,9 @@ def audit_table(data):
         return []
     lines = ["## What the search taught (stage 05's pair audit)", "",
              "Decisive: the chosen step reached a correct answer in some rollout and the rejected none. "
-             "Chosen = gold: the chosen step is the gold answer's own. Shares of the pairs, in %.", "",
+             "Chosen = gold: the chosen step is the gold answer's own. Shares of the pairs, in %. "
+             "Text over call (call over text): how many pairs at an answer's first step chose text over "
+             "a call list (a call list over text).", "",
              "| iteration | answers | " + " | ".join(AUDIT_COLUMNS.values()) + " |",
              "|---|---|" + "---|" * len(AUDIT_COLUMNS)]
     for path in audits:
@@ -353,8 +357,9 @@ def audit_table(data):
         except json.JSONDecodeError as e:
             raise RecordError(f"{path}: invalid JSON ({e.msg})") from None
         for kind, figures in [("all", audit), *sorted(audit.get("by_kind", {}).items())]:
-            cells = [str(figures[k]) if k in ("pairs", "samples") else common.percent(figures[k])
-                     for k in AUDIT_COLUMNS]
+            # audits written before the decision counts have none: a dash
+            cells = ["–" if figures.get(k) is None else str(figures[k]) if k in AUDIT_COUNTS
+                     else common.percent(figures[k]) for k in AUDIT_COLUMNS]
             lines.append(f"| {path.parent.name} | {kind} | " + " | ".join(cells) + " |")
     return lines + [""]
 

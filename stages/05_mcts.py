@@ -371,7 +371,8 @@ def save(samples, out, settings, fingerprint):
     print(f"{stats['pairs']} pairs from {stats['samples']} samples ({stats['samples_with_pairs']} with pairs, "
           f"{stats['golds_unreachable']} golds out of reach, "
           f"{stats['samples_solved_by_policy']} solved by the policy's own steps; decisive {report['decisive']}, "
-          f"malformed chosen {report['chosen_malformed']}); {stats['simulations_per_s']} simulations/s, "
+          f"malformed chosen {report['chosen_malformed']}, text over call {report['text_over_call']}, call over text "
+          f"{report['call_over_text']}); {stats['simulations_per_s']} simulations/s, "
           f"{stats['generated_tokens_per_s']} generated tokens/s -> {out}")
 
 

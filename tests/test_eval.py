@@ -672,7 +672,8 @@ def test_ladder_shows_each_rung_against_the_warm_up_and_what_the_search_taught(t
         (results / name / "heldout_verdicts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held_out))
     audit = {"pairs": 120, "samples": 40, "decisive": 0.99, "chosen_gold": 0.9, "chosen_malformed": 0.0,
              "rejected_malformed": 0.25, "by_kind": {"call": {"pairs": 20, "samples": 5, "decisive": 1.0,
-             "chosen_gold": 1.0, "chosen_malformed": 0.0, "rejected_malformed": 0.1}}}
+             "chosen_gold": 1.0, "chosen_malformed": 0.0, "rejected_malformed": 0.1, "text_over_call": 0,
+             "call_over_text": 2}}}
     (data / "iter_1").mkdir(parents=True)
     (data / "iter_1" / "pairs_audit.json").write_text(json.dumps(audit))
     run_main(report, monkeypatch, "--results", str(results), "--checkpoints", "iter_1", "warmup", "base",
@@ -686,11 +687,12 @@ def test_ladder_shows_each_rung_against_the_warm_up_and_what_the_search_taught(t
     assert rows["iter_1"][0].startswith("40.00 (+10.00 [+") and rows["base"][0].startswith("0.00 (-30.00 [-")
     low, high = rows["iter_1"][0].split("[")[1].rstrip("])").split(", ")
     assert 0 < float(low) < 10 < float(high)  # ten items right in 100 more: a gain, interval above zero
-    assert rows["warmup_mixed"][4].startswith("15.00 (-10.00")  # API-Bank, both levels: 2+1 vs 3+2 of 20
+    assert rows["warmup_mixed"][4].startswith("25.00 (-10.00")  # BFCL AST: the mean of non-live 20 and live 30
+    assert rows["warmup_mixed"][5].startswith("15.00 (-10.00")  # API-Bank, both levels: 2+1 vs 3+2 of 20
     assert "Items scored by both: Held-out 100, BFCL non-live AST" in text
     audit_rows = section(text, "## What the search taught").splitlines()
-    assert "| iter_1 | all | 120 | 40 | 99.00 | 90.00 | 0.00 | 25.00 |" in audit_rows
-    assert "| iter_1 | call | 20 | 5 | 100.00 | 100.00 | 0.00 | 10.00 |" in audit_rows
+    assert "| iter_1 | all | 120 | 40 | 99.00 | 90.00 | 0.00 | 25.00 | – | – |" in audit_rows  # an older audit
+    assert "| iter_1 | call | 20 | 5 | 100.00 | 100.00 | 0.00 | 10.00 | 0 | 2 |" in audit_rows
     with pytest.raises(SystemExit, match="iter_9/summary.json: missing"):
         run_main(report, monkeypatch, "--results", str(results), "--checkpoints", "iter_9")
 

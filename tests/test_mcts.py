@@ -396,6 +396,31 @@ def test_the_audit_counts_malformed_steps():
     assert report["by_depth"]["0"]["pairs"] == 1
 
 
+def test_the_audit_counts_pairs_that_teach_calling_or_not():
+    """Text over a call list where the gold is text, a call list over text where it is a call; a
+    pair deeper in a call list teaches neither."""
+    decline = {**SAMPLE, "id": "t", "answer": "No tool here can book a flight."}
+    tree = []
+    root = search.add_node(tree, None, Step("", False), max_depth=10)
+    terminal(tree, root, "No tool here can book a flight.", 1, 1.0)
+    terminal(tree, root, "[A(x=1)]", -1, -1.0)
+    text_pairs = search.preference_pairs(tree, decline, gap=0.1)
+    tree = []
+    root = search.add_node(tree, None, Step("", False), max_depth=10)
+    first = search.add_node(tree, root, Step("[A(x=1), ", False), max_depth=10)
+    first.update(Q=1.0, N=2)
+    terminal(tree, root, "Which x do you mean?", -1, -1.0)
+    terminal(tree, first, "B(y=2)]", 1, 1.0)
+    terminal(tree, first, "A(x=1)]", -1, -1.0)
+    call_pairs = search.preference_pairs(tree, SAMPLE, gap=0.1)
+    assert len(text_pairs) == 1 and len(call_pairs) == 2
+    report = search.audit(text_pairs + call_pairs)
+    assert (report["text_over_call"], report["call_over_text"]) == (1, 1)
+    assert report["by_kind"]["text"]["text_over_call"] == 1 and report["by_kind"]["call"]["text_over_call"] == 0
+    assert report["by_depth"]["1"]["call_over_text"] == 0
+    assert "| all | 3 | 2 |" in search.audit_markdown(report, text_pairs + call_pairs)
+
+
 class ManyScripted(Scripted):
     """The scripted policies of several searches behind one run_lockstep. Its pool hands back
     only some of the finished requests at a time, the last submitted first, as a real pool does

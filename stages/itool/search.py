@@ -465,10 +465,19 @@ def preference_pairs(tree, sample, gap, margin=1.0, per_node=1):
 
 # --- what the pairs teach, and what the search cost -------------------------------------------------
 
+def decision(pair):
+    """What a pair at an answer's first step teaches about calling at all: "text" (the chosen
+    writes text, the rejected opens a call list), "call" (the other way round), or None."""
+    if pair["prefix"].strip() or is_call_list(pair["chosen"]) == is_call_list(pair["rejected"]):
+        return None
+    return "call" if is_call_list(pair["chosen"]) else "text"
+
+
 def audit(pairs):
     """What the pairs teach: shares of pairs whose chosen reached a correct answer and whose
     rejected did not ("decisive"), whose chosen or rejected step is malformed, whose chosen is
-    the gold step; overall, per answer kind (call / text) and per depth."""
+    the gold step; counts of pairs that teach text over a call and a call over text (decision);
+    overall, per answer kind (call / text) and per depth."""
     def shares(group):
         n = len(group)
         share = (lambda key: round(sum(key(p) for p in group) / n, 4)) if n else (lambda key: None)
@@ -476,6 +485,8 @@ def audit(pairs):
                 "chosen_malformed": share(lambda p: p["chosen_malformed"]),
                 "rejected_malformed": share(lambda p: p["rejected_malformed"]),
                 "chosen_gold": share(lambda p: p["chosen_gold"]),
+                "text_over_call": sum(decision(p) == "text" for p in group),
+                "call_over_text": sum(decision(p) == "call" for p in group),
                 "samples": len({p["sample_id"] for p in group})}
 
     by_kind, by_depth = defaultdict(list), defaultdict(list)
@@ -490,14 +501,17 @@ def audit_markdown(report, pairs, n=20, seed=0):
     """The audit's figures and `n` pairs drawn at random, to be read by eye."""
     def row(label, s):
         return f"| {label} | {s['pairs']} | {s['samples']} | {s['decisive']} | {s['chosen_malformed']} | " \
-               f"{s['rejected_malformed']} | {s['chosen_gold']} |"
+               f"{s['rejected_malformed']} | {s['chosen_gold']} | {s['text_over_call']} | {s['call_over_text']} |"
 
     lines = ["# Pair audit", "",
-             "| pairs | n | samples | decisive | chosen malformed | rejected malformed | chosen = gold step |",
-             "|---|---|---|---|---|---|---|", row("all", report)]
+             "| pairs | n | samples | decisive | chosen malformed | rejected malformed | chosen = gold step | "
+             "text over call | call over text |",
+             "|---|---|---|---|---|---|---|---|---|", row("all", report)]
     lines += [row(f"kind {k}", s) for k, s in report["by_kind"].items()]
     lines += [row(f"depth {d}", s) for d, s in report["by_depth"].items()]
-    lines += ["", "Decisive: the chosen step reached a correct answer in some roll-out, the rejected never did.", ""]
+    lines += ["", "Decisive: the chosen step reached a correct answer in some roll-out, the rejected never did. "
+              "Text over call (call over text): pairs at an answer's first step whose chosen writes text and "
+              "whose rejected opens a call list (the other way round).", ""]
     if "golds_unreachable" in report:
         lines += [f"Gold answers out of the search's reach (more steps than its depth, or a step longer than it "
                   f"samples): {report['golds_unreachable']}.", ""]
