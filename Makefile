@@ -29,6 +29,7 @@ THIRDS     ?= all#            all: every sample ranked together (paper); by-kind
 ALPHA      ?= 20#             % of the replay buffer kept as hard samples
 STRATIFY   ?= 1#              1: the top ALPHA % of call and of text answers separately; 0: of all (paper)
 FRESH      ?= 1#              1: samples searched in earlier iterations rank after all others; 0: never (paper)
+REPLAY     ?= 0#              1: DPO of iteration K trains on the pairs of iterations 1..K-1 again beside its own; 0: its own only (paper)
 LOSS       ?= dpo#            dpo | simpo | ipo | orpo (paper Fig. 6 ablation)
 BETA       ?=#                DPO β, SimPO β, IPO τ, ORPO λ; empty: the loss's own (0.1, 2.5, 0.1, 0.1)
 NLL        ?=#                extra chosen-step NLL weight; empty: the loss's own (DPO 1 = DPO + NLL; SimPO, IPO, ORPO 0: as published, ORPO with its SFT term); NLL=0 LOSS=dpo: Eq. 11 (paper)
@@ -71,7 +72,7 @@ CFG_POLICY := $(call config,policy,MODEL=$(MODEL) QLORA=$(QLORA))
 CFG_SFT    := $(call config,sft,LR=$(LR) CURRICULUM=$(CURRICULUM) DECISION=$(DECISION) CALL_OFFSET=$(CALL_OFFSET) CALL_GATE=$(CALL_GATE) SEED=$(SEED) $(SFT_ARGS))
 CFG_SELECT := $(call config,select,ALPHA=$(ALPHA) STRATIFY=$(STRATIFY) FRESH=$(FRESH))
 CFG_MCTS   := $(call config,mcts,SEED=$(SEED) $(MCTS_ARGS))
-CFG_DPO    := $(call config,dpo,LOSS=$(LOSS) BETA=$(BETA) NLL=$(NLL) DPO_LR=$(DPO_LR) SEED=$(SEED) $(DPO_ARGS))
+CFG_DPO    := $(call config,dpo,LOSS=$(LOSS) BETA=$(BETA) NLL=$(NLL) DPO_LR=$(DPO_LR) REPLAY=$(REPLAY) SEED=$(SEED) $(DPO_ARGS))
 
 # The shared library (stages/itool/), as dependencies of the stages that import it.
 PKG       := stages/itool
@@ -151,7 +152,8 @@ $(WARMUP): stages/02_sft.py $(SPLIT) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
 		--curriculum $(CURRICULUM) --lr $(LR) --decision-weight $(DECISION) $(OFFSET_FLAG) --seed $(SEED) $(SFT_ARGS)
 
 # --- iteration K: 03 replay buffer -> 04 hard samples -> 05 MCTS pairs -> 06 DPO ---------------------
-# $(1) = K, $(2) = adapter file of policy K-1, $(3) = hard.jsonl of iterations 1..K-1 (FRESH=1)
+# $(1) = K, $(2) = adapter file of policy K-1, $(3) = hard.jsonl of iterations 1..K-1 (FRESH=1),
+# $(4) = pairs.jsonl of iterations 1..K-1 (REPLAY=1)
 define iteration
 $(D)/iter_$(1)/buffer.jsonl: stages/03_perplexity.py $(SPLIT) $(2) $(LIB_TRAIN) $(CFG_POLICY)
 	$(LAUNCH) stages/03_perplexity.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/splits/rl.jsonl --out $$@
@@ -164,12 +166,13 @@ $(D)/iter_$(1)/pairs.jsonl: stages/05_mcts.py $(PKG)/search.py $(PKG)/outcome.py
 	$(LAUNCH) stages/05_mcts.py $(MODEL_FLAGS) --adapter $(dir $(2)) --samples $(D)/iter_$(1)/hard.jsonl \
 		--out $$@ --trees-dir $(D)/iter_$(1)/trees --seed $(SEED) $(MCTS_ARGS)
 
-$(C)/iter_$(1)/$(ADAPTER): stages/06_dpo.py $(D)/iter_$(1)/pairs.jsonl $(2) $(LIB_DPO) $(CFG_POLICY) $(CFG_DPO)
-	$(LAUNCH) stages/06_dpo.py $(MODEL_FLAGS) --adapter $(dir $(2)) --pairs $(D)/iter_$(1)/pairs.jsonl \
+$(C)/iter_$(1)/$(ADAPTER): stages/06_dpo.py $(D)/iter_$(1)/pairs.jsonl $(2) $(LIB_DPO) $(CFG_POLICY) $(CFG_DPO) $(4)
+	$(LAUNCH) stages/06_dpo.py $(MODEL_FLAGS) --adapter $(dir $(2)) --pairs $(D)/iter_$(1)/pairs.jsonl $(if $(4),--replay $(4)) \
 		--out $(C)/iter_$(1) --loss $(LOSS) $(if $(BETA),--beta $(BETA)) $(if $(NLL),--nll-weight $(NLL)) --lr $(DPO_LR) --seed $(SEED) $(DPO_ARGS)
 endef
 searched = $(if $(filter 1,$(FRESH)),$(foreach j,$(wordlist 2,$(1),0 $(ITERS)),$(D)/iter_$(j)/hard.jsonl))
-$(foreach k,$(ITERS),$(eval $(call iteration,$(k),$(call policy,$(word $(k),0 $(ITERS))),$(call searched,$(k)))))
+replayed = $(if $(filter 1,$(REPLAY)),$(foreach j,$(wordlist 2,$(1),0 $(ITERS)),$(D)/iter_$(j)/pairs.jsonl))
+$(foreach k,$(ITERS),$(eval $(call iteration,$(k),$(call policy,$(word $(k),0 $(ITERS))),$(call searched,$(k)),$(call replayed,$(k)))))
 
 iterate: $(call policy,$(ITER))
 

@@ -25,6 +25,11 @@ that are right in other answers), rather than where the step goes wrong. Cut, th
 its first token that differs from the chosen (where the two really part) and is never longer than
 the chosen, so length no longer pays. --no-cut-rejected trains on the steps as the search wrote them (paper).
 
+Replay (--replay, make's REPLAY=1): the pairs of iterations 1..K-1 are trained on again beside
+iteration K's own. With FRESH=1 each iteration searches other samples, so a lesson taught once (a
+decline where the tools serve nothing) is otherwise never repeated; replayed, it is learned again
+against the latest reference, in the same number of epochs, not with a bigger step.
+
 Reference. The reference policy is the policy at the start of the iteration (the paper's
 "reference refreshed with the latest policy"). Its log-probs are computed once, in one no-grad
 pass over the pairs before the first update, with the very micro-batches training uses: exact,
@@ -151,17 +156,23 @@ def train_step(model, optimizer, scheduler, encoded, rows, step_batches, referen
 # --- setup and the end -----------------------------------------------------------------------------
 
 def read_pairs(args, tokenizer):
-    """The encoded pairs and the skipped counts. A malformed pair (without --skip-bad) stops the
-    stage, and so does no usable pair at all, unless --allow-empty."""
-    try:
-        encoded, skipped = pairs.load_pairs(args.pairs, tokenizer, args.max_length, args.skip_bad, args.cut_rejected)
-    except (RecordError, OSError) as e:
-        sys.exit(f"error: {e}")
+    """The encoded pairs of --pairs, then of each --replay file, the skipped counts summed, and how
+    many of the pairs were replayed. A malformed pair (without --skip-bad) stops the stage, and so
+    does no usable pair at all, unless --allow-empty."""
+    encoded, skipped, replayed = [], {"bad": 0, "too_long": 0}, 0
+    for i, path in enumerate([args.pairs, *args.replay]):
+        try:
+            more, more_skipped = pairs.load_pairs(path, tokenizer, args.max_length, args.skip_bad, args.cut_rejected)
+        except (RecordError, OSError) as e:
+            sys.exit(f"error: {e}")
+        encoded += more
+        skipped = {key: skipped[key] + more_skipped[key] for key in skipped}
+        replayed += len(more) if i else 0
     if not encoded and not args.allow_empty:
         sys.exit(f"error: {args.pairs} holds no usable pair (skipped: {skipped}). Stage 05 found no node whose "
                  f"children's Q values differ enough: give it a bigger budget (MCTS_ARGS), or pass "
                  f"DPO_ARGS=--allow-empty to carry the adapter over unchanged.")
-    return encoded, skipped
+    return encoded, skipped, replayed
 
 
 def carry_over(args, skipped):
@@ -179,13 +190,15 @@ def carry_over(args, skipped):
 def run_fingerprint(args):
     """Resume only the very run: same flags, pairs, starting adapter and training code."""
     adapter_file = [Path(args.adapter) / "adapter_model.safetensors"] if args.adapter else []
-    return files.fingerprint(training.settings(args), [args.pairs, *adapter_file, __file__, losses.__file__,
-                                                       pairs.__file__])
+    return files.fingerprint(training.settings(args), [args.pairs, *args.replay, *adapter_file, __file__,
+                                                       losses.__file__, pairs.__file__])
 
 
-def write_summary(args, encoded, skipped, total_steps, last, elapsed, trained_pairs, reference_seconds, device):
+def write_summary(args, encoded, skipped, replayed, total_steps, last, elapsed, trained_pairs, reference_seconds,
+                  device):
     atomic_write_json(args.out / "summary.json", {
-        "pairs": len(encoded), "skipped": skipped, "steps": total_steps, "loss": args.loss, "beta": args.beta,
+        "pairs": len(encoded), "replayed": replayed, "skipped": skipped, "steps": total_steps, "loss": args.loss,
+        "beta": args.beta,
         "nll_weight": args.nll_weight, "cut_rejected": args.cut_rejected,
         "tokens": {side: sum(len(pair[i]) for pair in encoded) for i, side in ((1, "chosen"), (2, "rejected"))},
         "lr": args.lr, "last_step": last, "train_seconds": round(elapsed, 1),
@@ -198,6 +211,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     modeling.add_model_flags(parser, adapter_help="adapter dir of policy K-1 to start from (default: a fresh LoRA)")
     parser.add_argument("--pairs", required=True, type=Path, help="pairs.jsonl from stage 05")
+    parser.add_argument("--replay", nargs="*", type=Path, default=[],
+                        help="earlier iterations' pairs.jsonl, trained on again beside --pairs (make's REPLAY=1)")
     parser.add_argument("--out", required=True, type=Path, help="output dir of policy K")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loss", default="dpo", choices=sorted(losses.DEFAULT_BETA))
@@ -245,7 +260,7 @@ def main(argv=None):
     except FileNotFoundError as e:
         sys.exit(f"error: {e}")
     tokenizer = modeling.load_tokenizer(model_dir)
-    encoded, skipped = read_pairs(args, tokenizer)
+    encoded, skipped, replayed = read_pairs(args, tokenizer)
     if not encoded:
         return carry_over(args, skipped)  # --allow-empty
 
@@ -313,7 +328,7 @@ def main(argv=None):
     # --- the end: summary, then the adapter (its weights file last: make's target)
     if distributed.is_main():
         metrics.close()
-        write_summary(args, encoded, skipped, total_steps, last, time.time() - started, trained_pairs,
+        write_summary(args, encoded, skipped, replayed, total_steps, last, time.time() - started, trained_pairs,
                       reference_seconds, device)
         gate.carry(args.adapter, args.out)  # before the weights: an adapter make sees complete has it
         modeling.save_adapter(model, args.out)

@@ -519,6 +519,32 @@ def test_no_pairs_is_an_error_unless_allowed_to_carry_the_adapter_over(start_ada
     assert gate.read(tmp_path / "out") is None
 
 
+def test_replayed_pairs_are_trained_on_as_if_one_file_held_them_all(synthetic_samples, start_adapter, tmp_path):
+    """REPLAY=1: iteration K's pairs, then the earlier iterations' files, train exactly as their
+    concatenation would; the summary says how many were replayed. Empty own pairs are no error
+    while replayed ones are there."""
+    pairs = make_pairs(synthetic_samples, 8)
+    for name, part in (("all", pairs), ("own", pairs[:3]), ("iter_1", pairs[3:5]), ("iter_2", pairs[5:]),
+                       ("none", [])):
+        write_jsonl(tmp_path / f"{name}.jsonl", part)
+    flags = ("--max-steps", "2", "--lr", "2e-3")
+    together = run(tmp_path / "all.jsonl", start_adapter, tmp_path / "together", *flags)
+    replayed = run(tmp_path / "own.jsonl", start_adapter, tmp_path / "replayed", *flags,
+                   "--replay", str(tmp_path / "iter_1.jsonl"), str(tmp_path / "iter_2.jsonl"))
+    strip = lambda m: {k: v for k, v in m.items() if k != "pairs_per_s"}  # noqa: E731
+    assert [strip(m) for m in replayed] == [strip(m) for m in together]
+    expected = load_file(str(tmp_path / "together" / "adapter_model.safetensors"))
+    got = load_file(str(tmp_path / "replayed" / "adapter_model.safetensors"))
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    summary = json.loads((tmp_path / "replayed" / "summary.json").read_text())
+    assert (summary["pairs"], summary["replayed"]) == (8, 5)
+
+    run(tmp_path / "none.jsonl", start_adapter, tmp_path / "only_replayed", "--max-steps", "1",
+        "--replay", str(tmp_path / "iter_1.jsonl"))
+    summary = json.loads((tmp_path / "only_replayed" / "summary.json").read_text())
+    assert (summary["pairs"], summary["replayed"]) == (2, 2)
+
+
 def test_two_torchrun_ranks_train_the_same_adapter_as_one_process(trained, pairs_file, start_adapter, tmp_path):
     """NGPU=2 on the CPU (gloo): each rank takes its share of every step's micro-batches and of the
     reference pass, and the gradients are summed across ranks."""

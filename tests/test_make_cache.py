@@ -91,7 +91,7 @@ def test_touching_a_shared_module_rebuilds_its_users(checkout):
 
 @pytest.mark.parametrize("variable, first", [
     ("ALPHA=30", "04"), ("STRATIFY=0", "04"), ("FRESH=0", "04"), ("MCTS_ARGS=--simulations 2", "05"), ("BETA=0.3", "06"), ("NLL=0", "06"),
-    ("LOSS=simpo", "06"), ("DPO_LR=1e-6", "06"),
+    ("LOSS=simpo", "06"), ("DPO_LR=1e-6", "06"), ("REPLAY=1", "06"),
 ])
 def test_changing_an_iteration_variable_rebuilds_from_its_stage(checkout, variable, first):
     assert planned(checkout, "iterate", "ITER=2", variable) == iteration_stages(1, first) | iteration_stages(2)
@@ -105,6 +105,16 @@ def test_fresh_hard_samples_pass_the_earlier_iterations_hard_samples(checkout):
     assert searched() == [[], [f"data/{RUN}/iter_1/hard.jsonl"],
                           [f"data/{RUN}/iter_1/hard.jsonl", f"data/{RUN}/iter_2/hard.jsonl"]]
     assert searched("FRESH=0") == [[], [], []]
+
+
+def test_replay_passes_the_earlier_iterations_pairs_to_dpo(checkout):
+    def replayed(*extra):
+        lines = make(checkout, "-n", "-B", "iterate", "ITER=3", *VARS, *extra).stdout.splitlines()
+        return [re.findall(r"\S+\.jsonl", line.split("--replay")[1]) if "--replay" in line else []
+                for line in lines if "06_dpo.py" in line]
+    assert replayed() == [[], [], []]
+    assert replayed("REPLAY=1") == [[], [f"data/{RUN}/iter_1/pairs.jsonl"],
+                                    [f"data/{RUN}/iter_1/pairs.jsonl", f"data/{RUN}/iter_2/pairs.jsonl"]]
 
 
 @pytest.mark.parametrize("variable, first", [("SAMPLES=50", "00"), ("SEED=1", "00"), ("LR=1e-4", "02"),
