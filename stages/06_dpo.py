@@ -198,8 +198,7 @@ def write_summary(args, encoded, skipped, replayed, total_steps, last, elapsed, 
                   device):
     atomic_write_json(args.out / "summary.json", {
         "pairs": len(encoded), "replayed": replayed, "skipped": skipped, "steps": total_steps, "loss": args.loss,
-        "beta": args.beta,
-        "nll_weight": args.nll_weight, "cut_rejected": args.cut_rejected,
+        "beta": args.beta, "nll_weight": args.nll_weight, "cut_rejected": args.cut_rejected,
         "tokens": {side: sum(len(pair[i]) for pair in encoded) for i, side in ((1, "chosen"), (2, "rejected"))},
         "lr": args.lr, "last_step": last, "train_seconds": round(elapsed, 1),
         "reference_seconds": None if reference_seconds is None else round(reference_seconds, 1),
