@@ -21,7 +21,7 @@ ITER       ?= 3#              RL iterations for `make iterate`
 NGPU       ?= 1#              >1 runs stages under torchrun (NCCL on GPUs, gloo on CPU)
 QLORA      ?= auto#           auto: 4-bit NF4 on CUDA, bf16 LoRA on CPU; 1 or 0 forces it
 LR         ?= 1e-3#           warm-up SFT learning rate (paper: 5e-5, a full fine-tune's; see docs/failures.md)
-CURRICULUM ?= easy2hard#      easy2hard | mixed (paper Fig. 4 ablation)
+CURRICULUM ?= mixed#          mixed: the three thirds shuffled into one phase; easy2hard: easy, medium, hard in turn (paper)
 DECISION   ?= 0#              extra weight of the warm-up's first answer token, calls and texts balanced (0: the paper's loss)
 CALL_OFFSET ?= 0#             1: the warm-up's call offset, set on rl.jsonl so that it calls as often there as the golds (0: none)
 CALL_GATE ?= 0#               1: the call gate, a classifier on the base model's states, decides whether an answer to a user calls (0: the policy)
@@ -98,11 +98,11 @@ help:
 	@echo "  test-slow  tests that load Gemma 3 270M, and the quick benchmark with TRL (CI runs it too)"
 	@echo "  data       $(D)/toolace.jsonl from DATA"
 	@echo "  split      $(D)/splits/{easy,medium,hard,rl}.jsonl + stats.json"
-	@echo "  warmup     easy-to-hard SFT -> $(C)/warmup/"
+	@echo "  warmup     warm-up SFT (CURRICULUM) -> $(C)/warmup/"
 	@echo "  iterate    warm-up, then ITER rounds of 03 perplexity -> 04 select -> 05 MCTS -> 06 DPO"
 	@echo "  eval       BFCL-v3 + API-Bank of CKPT -> $(R)/<CKPT>/"
 	@echo "  report     checkpoints side by side; accuracy, vs-warm-up and training-curve plots"
-	@echo "  ladder     base, mixed SFT, warm-up, iterations 1..ITER on the same items -> $(R)/ladder/"
+	@echo "  ladder     base, other-curriculum SFT, warm-up, iterations 1..ITER on the same items -> $(R)/ladder/"
 	@echo "  bench      throughput/memory benchmarks against TRL and naive baselines"
 	@echo "  clean      remove data/$(RUN), checkpoints/$(RUN) and $(R)"
 	@echo
@@ -176,11 +176,13 @@ $(foreach k,$(ITERS),$(eval $(call iteration,$(k),$(call policy,$(word $(k),0 $(
 
 iterate: $(call policy,$(ITER))
 
-# The ladder's second rung: the warm-up trained on the same data in random order (paper Fig. 4).
-MIXED := $(C)/warmup_mixed/$(ADAPTER)
-$(MIXED): stages/02_sft.py $(SPLIT) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
-	$(LAUNCH) stages/02_sft.py $(MODEL_FLAGS) --splits-dir $(D)/splits --out $(C)/warmup_mixed \
-		--curriculum mixed --lr $(LR) --decision-weight $(DECISION) $(OFFSET_FLAG) --seed $(SEED) $(SFT_ARGS)
+# The ladder's second rung (paper Fig. 4): the warm-up trained on the same data with the other
+# curriculum, warmup_easy2hard beside the default mixed warm-up (warmup_mixed beside CURRICULUM=easy2hard).
+OTHER_CURRICULUM := $(if $(filter mixed,$(CURRICULUM)),easy2hard,mixed)
+FIG4 := warmup_$(OTHER_CURRICULUM)
+$(C)/$(FIG4)/$(ADAPTER): stages/02_sft.py $(SPLIT) $(LIB_TRAIN) $(CFG_POLICY) $(CFG_SFT)
+	$(LAUNCH) stages/02_sft.py $(MODEL_FLAGS) --splits-dir $(D)/splits --out $(C)/$(FIG4) \
+		--curriculum $(OTHER_CURRICULUM) --lr $(LR) --decision-weight $(DECISION) $(OFFSET_FLAG) --seed $(SEED) $(SFT_ARGS)
 
 # --- evaluation, report, benchmarks ------------------------------------------------------------------
 # make eval CKPT=base|warmup|iter_K|<adapter dir>: BFCL-v3, API-Bank and the run's held-out split ->
@@ -228,7 +230,7 @@ report:
 
 # make ladder: every rung scored on the same items (make eval with the yardstick), then the report of
 # those rungs alone, each against the warm-up with its paired interval, in $(R)/ladder/.
-LADDER ?= base warmup_mixed warmup $(addprefix iter_,$(ITERS))#  checkpoints the ladder scores
+LADDER ?= base $(FIG4) warmup $(addprefix iter_,$(ITERS))#  checkpoints the ladder scores
 ladder: $(foreach ck,$(filter-out base,$(LADDER)),$(C)/$(ck)/$(ADAPTER))
 	$(foreach ck,$(LADDER),$(MAKE) --no-print-directory eval CKPT=$(ck) WITH_YARDSTICK=1 &&) true
 	$(PY) eval/report.py --results $(R) --checkpoints $(LADDER) --data $(D) --checkpoints-dir $(C) --out $(R)/ladder

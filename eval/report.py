@@ -25,11 +25,14 @@ from itool.files import atomic_write_text
 from itool.records import RecordError
 
 
+FIG4 = ("warmup_easy2hard", "warmup_mixed")  # the warm-up with the other curriculum (make ladder's rung)
+
+
 def order(name):
-    """Sort key: base, warmup_mixed, warmup, iter_1, iter_2, ..., then the rest by name."""
+    """Sort key: base, warmup_easy2hard or warmup_mixed, warmup, iter_1, iter_2, ..., then the rest by name."""
     if name == "base":
         return (0, 0, name)
-    if name == "warmup_mixed":  # the ladder's rung between the base and the easy-to-hard warm-up
+    if name in FIG4:  # the ladder's rung between the base and the warm-up: the other curriculum
         return (0, 1, name)
     if name == "warmup":
         return (1, 0, name)
@@ -293,10 +296,10 @@ def series(rows, field, by=None):
 
 
 def trained(checkpoints_dir, names):
-    """The runs whose curves to draw: the warm-up, and warmup_mixed and each iteration that was
-    reported or trained (a directory under checkpoints_dir), in checkpoint order."""
+    """The runs whose curves to draw: the warm-up, and the other curriculum's and each iteration that
+    was reported or trained (a directory under checkpoints_dir), in checkpoint order."""
     found = set(names) | {p.name for p in Path(checkpoints_dir).glob("*") if p.is_dir()}
-    return ["warmup"] + sorted((n for n in found if re.fullmatch(r"warmup_mixed|iter_\d+", n)), key=order)
+    return ["warmup"] + sorted((n for n in found if n in FIG4 or re.fullmatch(r"iter_\d+", n)), key=order)
 
 
 def plot_training(checkpoints_dir, names, path):

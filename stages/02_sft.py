@@ -1,20 +1,19 @@
-"""Stage 02 (make warmup): easy-to-hard warm-up SFT with LoRA or QLoRA, in a plain PyTorch loop.
+"""Stage 02 (make warmup): the warm-up SFT with LoRA or QLoRA, in a plain PyTorch loop.
 
-The paper's warm-up (Eq. 1-3): fine-tune on the easy third of the data, then the medium third,
-then the hard third, with the loss -log P(y | q, T) on the assistant answer tokens only. Each third
-is a phase of the curriculum (--epochs passes over it). One learning-rate schedule (linear
-warm-up, cosine decay) spans the whole curriculum; the adapter is saved after each phase and at
-the end:
+The loss is the paper's -log P(y | q, T) on the assistant answer tokens only (Eq. 1-3), over the
+easy, medium and hard thirds of stage 01. --curriculum easy2hard is the paper's warm-up: the easy
+third, then the medium, then the hard, each a phase (--epochs passes over it), the adapter saved
+after each. --curriculum mixed, the default, is the paper's Fig. 4 ablation: one phase, the
+shuffled union of the three thirds cut into the same number of steps; on the embedded run it beat
+easy to hard (docs/results.md). One learning-rate schedule (linear warm-up, cosine decay) spans the
+whole run:
 
-  <out>/easy/ <out>/medium/ <out>/hard/    adapter after each phase
+  <out>/easy/ <out>/medium/ <out>/hard/    adapter after each phase (easy2hard)
   <out>/adapter_model.safetensors + config  final adapter (the iteration-0 policy), written last
   <out>/metrics.jsonl                       phase, loss, lr, tokens/s, grad norm, peak memory per log step
   <out>/summary.json                        steps, tokens, throughput, skipped samples
   <out>/call_offset.json, call_gate.json    with --call-offset-samples or --call-gate (docs/design.md)
   <out>/train_state.pt                      resumable state while training (deleted at the end)
-
---curriculum mixed is the paper's Fig. 4 ablation: one phase, the shuffled union of the three
-thirds, cut into the same number of steps.
 
 A step is --batch-size samples. Its samples are grouped by length into micro-batches of at most
 --micro-batch-tokens padded tokens, and every micro-batch's summed loss is divided by the step's
@@ -64,7 +63,8 @@ def parse_args(argv=None):
     parser.add_argument("--splits-dir", required=True, help="folder with easy.jsonl, medium.jsonl, hard.jsonl (stage 01)")
     parser.add_argument("--out", required=True, help="output folder for the adapters, metrics and training state")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--curriculum", choices=("easy2hard", "mixed"), default="easy2hard")
+    parser.add_argument("--curriculum", choices=("mixed", "easy2hard"), default="mixed",
+                        help="mixed: the three thirds shuffled into one phase; easy2hard: easy, medium, hard in turn (paper)")
     parser.add_argument("--max-steps", type=int, default=0,
                         help="train only this many steps, shared across the phases in proportion (quick runs)")
     parser.add_argument("--max-length", type=int, default=2048,

@@ -106,13 +106,13 @@ def test_quick_bench_on_a_random_model(tmp_path, tiny_model_dir):
 
 
 def test_bench_sft_steps_take_batch_size_samples(tmp_path, tiny_model_dir):
-    """--batch-size: stage 02 runs --sft-steps steps of that many samples each, a third of the steps
-    per curriculum phase (ours only: the GFLOP/s figure needs no TRL)."""
+    """--batch-size: stage 02 runs --sft-steps steps of that many samples each, in the default
+    curriculum's one phase (ours only: the GFLOP/s figure needs no TRL)."""
     stdout, report = run_bench(tmp_path, "--quick", "--only", "gflops", "--sft-steps", "3", "--batch-size", "3")
     check_figures(stdout, report, ["SFT GFLOP/s"])
     assert report["details"]["sft"]["batch_size"] == 3
     log = (tmp_path / "bench" / "logs" / "sft_ours_0.log").read_text()
-    assert "easy2hard: 3 steps (easy 1, medium 1, hard 1)" in log
+    assert "mixed: 3 steps (mixed 3)" in log  # the default curriculum
     # the GFLOP/s figure counts the tokens the decoder ran: the samples' shared prompt head once
     run = report["details"]["sft"]["runs"]["ours"][0]
     assert run["decoder_tokens_per_s"] < run["tokens_per_s"]

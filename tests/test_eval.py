@@ -765,17 +765,20 @@ def test_make_ladder_scores_every_rung_with_the_yardstick_then_reports_them(tmp_
     stdout = make(checkout, "-n", "ladder", *variables).stdout.replace("\\\n", " ")  # continued lines joined
     commands = [" ".join(line.split()) for line in stdout.splitlines()]
     text = " ; ".join(commands)
-    assert "--out checkpoints/t/warmup_mixed --curriculum mixed" in text  # the mixed-order warm-up is trained
+    assert "--out checkpoints/t/warmup_easy2hard --curriculum easy2hard" in text  # the other curriculum's warm-up
     assert f"stages/00_data.py --data {yardstick} --skip-bad --out data/yardsticks/mine/toolace.jsonl" in text
-    for rung in ("base", "warmup_mixed", "warmup", "iter_1"):
+    for rung in ("base", "warmup_easy2hard", "warmup", "iter_1"):
         assert f"--out eval/results/t/{rung} --samples data/yardsticks/mine/toolace.jsonl --name toolace " \
                f"--limit 7" in text
         assert f"eval/bfcl.py --model tiny --qlora auto {'' if rung == 'base' else f'--adapter checkpoints/t/{rung}/ '}" \
                f"--out eval/results/t/{rung} --limit 3" in text
-    assert commands[-1].endswith("eval/report.py --results eval/results/t --checkpoints base warmup_mixed warmup "
+    assert commands[-1].endswith("eval/report.py --results eval/results/t --checkpoints base warmup_easy2hard warmup "
                                  "iter_1 --data data/t --checkpoints-dir checkpoints/t --out eval/results/t/ladder")
+    paper = make(checkout, "-n", "ladder", *variables, "CURRICULUM=easy2hard").stdout.replace("\\\n", " ")
+    assert "--out checkpoints/t/warmup_mixed --curriculum mixed" in " ".join(paper.split())  # and the reverse
+    assert "--checkpoints base warmup_mixed warmup iter_1" in paper
     only = make(checkout, "-n", "ladder", *variables, "LADDER=warmup iter_1").stdout
-    assert "warmup_mixed" not in only and "--results eval/results/t --checkpoints warmup iter_1" in only
+    assert "warmup_easy2hard" not in only and "--results eval/results/t --checkpoints warmup iter_1" in only
 
 
 def test_bfcl_cli_rejects_unknown_category(tmp_path):

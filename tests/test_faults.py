@@ -18,8 +18,8 @@ from conftest import REPO, copy_checkout, make
 
 RUN = "faults"
 # Tiny budgets (the plumbing is what is checked), a training state after every SFT step so that
-# a kill inside the warm-up resumes mid-curriculum, and enough hard samples for 05 to make pairs.
-VARS = [f"RUN={RUN}", "MODEL=tiny", "SAMPLES=50", "ALPHA=50", "SFT_ARGS=--max-steps 4 --batch-size 2 --save-every 1",
+# a kill inside the easy-to-hard warm-up resumes mid-curriculum, and enough hard samples for 05 to make pairs.
+VARS = [f"RUN={RUN}", "MODEL=tiny", "SAMPLES=50", "ALPHA=50", "CURRICULUM=easy2hard", "SFT_ARGS=--max-steps 4 --batch-size 2 --save-every 1",
         "MCTS_ARGS=--max-samples 2 --simulations 3 --k 2 --max-depth 3 --max-step-tokens 12", "DPO_ARGS=--epochs 1"]
 KILLS = 3
 ADAPTERS = ["warmup/easy", "warmup/medium", "warmup/hard", "warmup", "iter_1", "iter_2"]

@@ -33,7 +33,7 @@ def splits(tmp_path_factory, synthetic_samples):
 
 def run(splits, out, *flags):
     sft.main(["--model", "tiny", "--splits-dir", str(splits), "--out", str(out), "--batch-size", "4",
-              "--lr", "1e-2", "--log-every", "1", *flags])
+              "--lr", "1e-2", "--log-every", "1", "--curriculum", "easy2hard", *flags])
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
@@ -446,15 +446,16 @@ def test_make_warmup_mixed_takes_as_many_steps_as_easy2hard(tmp_path, monkeypatc
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     checkout = copy_checkout(tmp_path)
     common = ["MODEL=tiny", "SAMPLES=24", "SFT_ARGS=--max-length 900 --batch-size 4"]
-    make(checkout, "warmup", "RUN=a", *common)
-    make(checkout, "warmup", "RUN=b", "CURRICULUM=mixed", *common)
+    make(checkout, "warmup", "RUN=a", "CURRICULUM=easy2hard", *common)
+    make(checkout, "warmup", "RUN=b", *common)  # mixed, the default
     a = json.loads((checkout / "checkpoints/a/warmup/summary.json").read_text())
     b = json.loads((checkout / "checkpoints/b/warmup/summary.json").read_text())
     assert a["curriculum"] == "easy2hard" and b["curriculum"] == "mixed" and a["steps"] == b["steps"] > 0
     for level in LEVELS:
         assert (checkout / f"checkpoints/a/warmup/{level}/adapter_model.safetensors").is_file()
     assert (checkout / "checkpoints/b/warmup/adapter_model.safetensors").is_file()
-    assert "Nothing to be done" in make(checkout, "warmup", "RUN=a", *common).stdout
+    assert not (checkout / "checkpoints/b/warmup/easy").exists()  # one phase: no adapter per third
+    assert "Nothing to be done" in make(checkout, "warmup", "RUN=a", "CURRICULUM=easy2hard", *common).stdout
 
 
 def test_a_step_is_the_token_mean_over_the_whole_step_not_per_micro_batch(tiny_model_dir, tiny_tokenizer,
