@@ -118,7 +118,7 @@ def test_replay_passes_the_earlier_iterations_pairs_to_dpo(checkout):
 
 
 @pytest.mark.parametrize("variable, first", [("SAMPLES=50", "00"), ("SEED=1", "00"), ("LR=1e-4", "02"),
-                                             ("CURRICULUM=mixed", "02"), ("QLORA=1", "02")])
+                                             ("CURRICULUM=easy2hard", "02"), ("QLORA=1", "02")])
 def test_changing_an_early_variable_rebuilds_everything_after(checkout, variable, first):
     runs = planned(checkout, "iterate", "ITER=2", variable)
     assert {(s, None) for s in ("00", "01", "02") if s >= first} | iteration_stages(1) | iteration_stages(2) == runs
