@@ -5,10 +5,12 @@ the policy finds least likely are the ones it has most to learn from (paper §4.
 --stratify (the default; --no-stratify: the paper's rule) ranks call answers and text answers
 separately and keeps the top ALPHA % of each, as the authors' release does, so that the rarer text
 answers ("no function fits") are not crowded out by long call lists.
---searched names the hard.jsonl of earlier iterations: samples already searched then rank after
-every sample not yet searched, so each iteration brings the search new gold answers instead of
-repeating the previous one's (the policy rarely solves a hard sample by itself, so a repeated one
-mostly re-teaches the same gold); once every sample has been searched the rule is the plain one.
+--searched (make's FRESH=1) names the hard.jsonl of earlier iterations: samples already searched
+then rank after every sample not yet searched, so each iteration brings the search new gold
+answers instead of repeating the previous one's; once every sample has been searched the rule is
+the plain one. Without it (the default, the paper's rule) a sample the policy still finds hard is
+searched again: by the third iteration the fresh samples are ones the policy mostly solves, and
+the search has little left to teach (docs/results.md).
 
 Outputs: --out (hard.jsonl) holds the kept samples in full, hardest first, each with its
 "perplexity", so stage 05 reads nothing else; hard_stats.json beside it compares the perplexity

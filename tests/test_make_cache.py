@@ -90,7 +90,7 @@ def test_touching_a_shared_module_rebuilds_its_users(checkout):
 
 
 @pytest.mark.parametrize("variable, first", [
-    ("ALPHA=30", "04"), ("STRATIFY=0", "04"), ("FRESH=0", "04"), ("MCTS_ARGS=--simulations 2", "05"), ("BETA=0.3", "06"), ("NLL=0", "06"),
+    ("ALPHA=30", "04"), ("STRATIFY=0", "04"), ("FRESH=1", "04"), ("MCTS_ARGS=--simulations 2", "05"), ("BETA=0.3", "06"), ("NLL=0", "06"),
     ("LOSS=simpo", "06"), ("DPO_LR=1e-6", "06"), ("REPLAY=1", "06"),
 ])
 def test_changing_an_iteration_variable_rebuilds_from_its_stage(checkout, variable, first):
@@ -102,9 +102,9 @@ def test_fresh_hard_samples_pass_the_earlier_iterations_hard_samples(checkout):
         lines = make(checkout, "-n", "-B", "iterate", "ITER=3", *VARS, *extra).stdout.splitlines()
         return [re.search(r"--searched ([^-]*)--out", line).group(1).split() if "--searched" in line else []
                 for line in lines if "04_select_hard.py" in line]
-    assert searched() == [[], [f"data/{RUN}/iter_1/hard.jsonl"],
+    assert searched("FRESH=1") == [[], [f"data/{RUN}/iter_1/hard.jsonl"],
                           [f"data/{RUN}/iter_1/hard.jsonl", f"data/{RUN}/iter_2/hard.jsonl"]]
-    assert searched("FRESH=0") == [[], [], []]
+    assert searched() == searched("FRESH=0") == [[], [], []]
 
 
 def test_replay_passes_the_earlier_iterations_pairs_to_dpo(checkout):
